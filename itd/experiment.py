@@ -1,0 +1,183 @@
+"""One run: generate baseline (student alone) and guided samples on the same seeds, evaluate, save, log.
+
+``build(cfg)`` turns a composed config into an ``Experiment`` (checking it before any model is built);
+``run(experiment, out_dir)`` works without Hydra.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from itd.denoisers import CFGDenoiser, Denoiser
+from itd.guidance import ConfigError, GuidancePlan, TeacherGuidance
+from itd.io import atomic_write, write_json
+from itd.noise import NoiseStreams
+from itd.sampling import NFECounter, Solver, sample
+from itd.schedule import NoiseSchedule, check_timesteps
+
+METHODS = ("baseline", "guided")
+
+
+@dataclass
+class Experiment:
+    schedule: NoiseSchedule
+    student: Denoiser
+    timesteps: list[int]
+    solver: Solver
+    guidance: TeacherGuidance
+    data: object  # itd.data.*: num_samples, shape, cond(indices), labels(indices), decode(x), describe(indices)
+    metrics: object  # itd.metrics.*: per_sample(x, labels), aggregate(columns)
+    seeds: Sequence[int] = (0,)
+    batch_size: int = 1000
+    device: str = "cpu"
+    logger: object = None
+    config: dict = field(default_factory=dict)
+
+
+def check(cfg: DictConfig) -> tuple[GuidancePlan, list[int]]:
+    """Everything that can be checked without a model; raises ConfigError with one line."""
+    g = OmegaConf.to_container(cfg.guidance, resolve=True)
+    plan = GuidancePlan(form=g["form"], lam=g["lam"], steps=g["steps"], eps_rule=g["eps_rule"])
+    try:
+        timesteps = check_timesteps(instantiate(cfg.student.timesteps)(cfg.student.num_steps))
+    except ValueError as err:
+        raise ConfigError(f"student.timesteps: {err}") from None
+    plan.validate(len(timesteps), instantiate(cfg.renoiser))
+    if not cfg.seeds:
+        raise ConfigError("seeds is empty; give at least one, e.g. seeds=[0]")
+    if cfg.batch_size < 1:
+        raise ConfigError(f"batch_size={cfg.batch_size} must be >= 1")
+    return plan, timesteps
+
+
+def build(cfg: DictConfig) -> Experiment:
+    plan, timesteps = check(cfg)
+    schedule = instantiate(cfg.schedule)
+    teacher_cfgs = [cfg.teacher, *cfg.guidance.extra_teachers]
+    teachers = [CFGDenoiser(instantiate(t.model, schedule=schedule), t.cfg_scale, schedule) for t in teacher_cfgs]
+    weights = None if cfg.guidance.weights is None else list(cfg.guidance.weights)
+    return Experiment(
+        schedule=schedule,
+        student=instantiate(cfg.student.model, schedule=schedule),
+        timesteps=timesteps,
+        solver=instantiate(cfg.solver),
+        guidance=TeacherGuidance(plan, teachers, instantiate(cfg.renoiser), schedule, weights),
+        data=instantiate(cfg.data),
+        metrics=instantiate(cfg.metrics),
+        seeds=list(cfg.seeds),
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+        logger=instantiate(cfg.logger),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+
+
+def generate(exp: Experiment, seed: int, guided: bool, desc: str = "") -> tuple[torch.Tensor, NFECounter, float]:
+    """All samples of one seed, in batches; returns (x [N, *shape] on CPU, NFE counts, seconds)."""
+    counter, out = NFECounter(), []
+    indices = list(range(exp.data.num_samples))
+    start = time.perf_counter()
+    for lo in tqdm(range(0, len(indices), exp.batch_size), desc=desc, leave=False):
+        batch = indices[lo : lo + exp.batch_size]
+        streams = NoiseStreams(seed, batch, exp.device)
+        x = sample(
+            exp.student, exp.solver, exp.timesteps, exp.schedule, exp.data.cond(batch, exp.device), streams,
+            exp.data.shape, guidance=exp.guidance if guided else None, callback=counter,
+        )
+        out.append(exp.data.decode(x).cpu())
+    return torch.cat(out), counter, time.perf_counter() - start
+
+
+def _summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Mean over seeds of every metric, plus ``<name>_std`` (population std, 0 for one seed)."""
+    out = {}
+    for key in per_seed[0]:
+        values = np.array([r[key] for r in per_seed], dtype=np.float64)
+        out[key] = float(values.mean())
+        if key not in ("nfe", "forwards", "steps"):
+            out[f"{key}_std"] = float(values.std())
+    return out
+
+
+def run(exp: Experiment, out_dir: str | Path) -> dict:
+    """Generate, evaluate and save; returns the results mapping that results.json holds."""
+    out_dir = Path(out_dir)
+    per_seed = {m: [] for m in METHODS}
+    samples = {m: [] for m in METHODS}
+    rows = []
+    indices = list(range(exp.data.num_samples))
+    labels = exp.data.labels(indices)
+    for seed in exp.seeds:
+        for method in METHODS:
+            x, nfe, seconds = generate(exp, seed, method == "guided", desc=f"seed {seed} {method}")
+            cols = exp.metrics.per_sample(x, labels)
+            agg = exp.metrics.aggregate(cols)
+            per_seed[method].append(
+                {**agg, "nfe": nfe.student_calls + nfe.teacher_calls, "forwards": nfe.forwards, "seconds": seconds}
+            )
+            samples[method].append(x)
+            scalar_cols = {k: v for k, v in cols.items() if np.ndim(v) == 1}
+            rows.append(pd.DataFrame({"method": method, "seed": seed, "index": indices, **exp.data.describe(indices), **scalar_cols}))
+    results = {m: _summary(per_seed[m]) for m in METHODS}
+    ratios = [{k: g[k] / b[k] for k in ("fd", "accuracy")} for b, g in zip(per_seed["baseline"], per_seed["guided"])]
+    results["ratio"] = _summary(ratios)
+    results["per_seed"] = {m: per_seed[m] for m in METHODS}
+    results["timesteps"] = exp.timesteps
+    results["seeds"] = list(exp.seeds)
+
+    frame = pd.concat(rows, ignore_index=True).sort_values(["method", "seed", "index"], kind="stable", ignore_index=True)
+    atomic_write(out_dir / "samples.parquet", lambda p: frame.to_parquet(p, index=False))
+    for method in METHODS:
+        arr = torch.cat(samples[method]).numpy().astype(np.float32)
+        atomic_write(out_dir / f"{method}.npy", lambda p, a=arr: np.save(open(p, "wb"), a))
+    grid = save_grid(out_dir / "grid.png", samples["baseline"][0], samples["guided"][0])
+    write_json(out_dir / "results.json", results)
+    if exp.logger is not None:
+        exp.logger.log(results, exp.config, grid)
+    return results
+
+
+def save_grid(path: Path, baseline: torch.Tensor, guided: torch.Tensor, per_row: int = 10, rows: int = 4) -> Path:
+    """Baseline (left) and guided (right) samples of the same seeds and indices, side by side."""
+    from PIL import Image
+
+    def tile(x: torch.Tensor) -> np.ndarray:
+        n = min(len(x), per_row * rows)
+        x = x[:n].clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+        x = torch.nn.functional.pad(x, (1, 1, 1, 1), value=255)  # 1-px white border per image
+        h, w = x.shape[-2:]
+        x = torch.cat([x, x.new_full((per_row * rows - n, h, w), 255)])
+        return x.view(rows, per_row, h, w).permute(0, 2, 1, 3).reshape(rows * h, per_row * w).numpy()
+
+    left, right = tile(baseline), tile(guided)
+    gap = np.full((left.shape[0], 4), 255, np.uint8)
+    image = Image.fromarray(np.concatenate([left, gap, right], axis=1)).resize(
+        (4 * (2 * left.shape[1] + 4), 4 * left.shape[0]), Image.NEAREST
+    )
+    return atomic_write(path, lambda p: image.save(p, format="PNG"))
+
+
+def format_table(results: dict) -> str:
+    """The console table: mean ± std over seeds, and guided/baseline ratios."""
+    keys = [k for k in ("fd", "accuracy", "nfe", "forwards", "seconds") if k in results["baseline"]]
+    lines = [f"{'method':<10}" + "".join(f"{k:>20}" for k in keys)]
+    for method in (*METHODS, "ratio"):
+        cells = []
+        for k in keys:
+            if k in results[method]:
+                std = results[method].get(f"{k}_std")
+                cells.append(f"{results[method][k]:.4g}" + (f" ± {std:.2g}" if std is not None else ""))
+            else:
+                cells.append(f"{results['guided'][k] / results['baseline'][k]:.4g}")
+        lines.append(f"{method:<10}" + "".join(f"{c:>20}" for c in cells))
+    return "\n".join(lines)
