@@ -1,0 +1,106 @@
+"""Config tier: every config composes and builds; presets and the main job run through the real CLI."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+import itd.config  # noqa: F401
+from itd import experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+GROUPS = ["data", "student", "teacher", "solver", "renoiser", "renoiser/noise", "guidance", "metrics", "logger"]
+
+
+def _compose(overrides=()):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def cli(*args, cwd=ROOT, timeout=600):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("group, option", [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))])
+def test_every_option_composes_and_builds(group, option):
+    cfg = _compose([f"{group}={option}"])
+    node = cfg
+    for part in group.split("/"):
+        node = node[part]
+    if group in ("student", "teacher"):
+        instantiate(node.model, schedule=instantiate(cfg.schedule))
+    elif group != "guidance":
+        assert instantiate(node) is not None
+    experiment.check(cfg)
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_preset_runs_through_the_cli(preset, tmp_path):
+    out = cli(f"experiment={preset}", "debug=tiny", f"hydra.sweep.dir={tmp_path}/sweep", f"hydra.run.dir={tmp_path}/run")
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = list(tmp_path.rglob("results.json"))
+    assert results, out.stdout
+    for r in results:
+        assert {"baseline", "guided"} <= set(json.loads(r.read_text()))
+
+
+def test_main_job_writes_every_output(tmp_path):
+    out = cli("debug=tiny", "logger=wandb", "seeds=[0,1]", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ratio" in out.stdout and "fd" in out.stdout
+    res = json.loads((tmp_path / "results.json").read_text())
+    for method in ("baseline", "guided"):
+        assert {"fd", "accuracy", "nfe", "seconds"} <= set(res[method])
+        assert all(isinstance(v, float) for v in res[method].values())
+    assert (res["baseline"]["nfe"], res["guided"]["nfe"]) == (4, 5)
+    frame = pd.read_parquet(tmp_path / "samples.parquet")
+    assert len(frame) == 2 * 2 * 40 and set(frame.method) == {"baseline", "guided"}
+    for method in ("baseline", "guided"):
+        arr = np.load(tmp_path / f"{method}.npy")
+        rows = frame[frame.method == method]
+        assert arr.shape == (len(rows), 8, 8) and arr.min() >= -1 and arr.max() <= 1
+        assert rows[["seed", "index"]].values.tolist() == sorted(rows[["seed", "index"]].values.tolist())
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_guidance_off_gives_the_baseline_bit_for_bit(tmp_path):
+    out = cli("debug=tiny", "guidance=off", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert np.array_equal(np.load(tmp_path / "baseline.npy"), np.load(tmp_path / "guided.npy"))
+
+
+def test_multirun_sweeps_renoiser_and_lam(tmp_path):
+    out = cli("-m", "debug=tiny", "renoiser=next,random", "guidance.lam=0.05,0.2", f"hydra.sweep.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(list(tmp_path.glob("*/results.json"))) == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["renoiser=nxt"], "Could not find 'renoiser/nxt'"),
+        (["guidance.lamm=0.1"], "lamm"),
+        (["guidance.lam=1.5"], "guidance.lam=1.5"),
+        (["guidance.form=x0", "guidance.lam=-0.2"], "x0-form"),
+        (["guidance.steps=9"], "guidance.steps=9"),
+        (["renoiser=next", "guidance.steps=4"], "renoiser=next"),
+        (["student.num_steps=0"], "student.timesteps"),
+        (["data.num_samples=abc"], "num_samples"),
+    ],
+)
+def test_bad_input_fails_with_one_clear_line(args, message, tmp_path):
+    out = cli("debug=tiny", *args, f"hydra.run.dir={tmp_path}/run")
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert not (tmp_path / "run" / "results.json").exists()
