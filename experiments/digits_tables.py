@@ -21,17 +21,26 @@ def pm(mean: float, std: float, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def steps_label(steps) -> str:
+    return f"k={steps}" if isinstance(steps, int) else "steps " + ",".join(map(str, steps))
+
+
 def ablation(frame: pd.DataFrame) -> str:
-    """Guided/baseline FD ratio (mean ± std over seeds) for renoiser x k (rows) and lam (columns)."""
-    frame = frame.assign(renoiser=frame["choice.renoiser"], k=frame["cfg.guidance.steps"], lam=frame["cfg.guidance.lam"])
+    """Guided/baseline FD ratio (mean ± std over seeds): renoiser x noise rule x guided steps (rows), lam (columns)."""
+    frame = frame.assign(
+        renoiser=frame["choice.renoiser"],
+        noise=frame["choice.renoiser/noise"],
+        steps=frame["cfg.guidance.steps"].map(steps_label),
+        lam=frame["cfg.guidance.lam"],
+    )
     lams = sorted(frame.lam.unique())
-    lines = ["| renoiser | k | " + " | ".join(f"λ={lam:g}" for lam in lams) + " |", "|---|---|" + "---|" * len(lams)]
-    for (renoiser, k), group in frame.groupby(["renoiser", "k"], sort=True):
+    lines = ["| renoiser | noise | guided | " + " | ".join(f"λ={lam:g}" for lam in lams) + " |", "|---|---|---|" + "---|" * len(lams)]
+    for (renoiser, noise, steps), group in frame.groupby(["renoiser", "noise", "steps"], sort=True):
         cells = []
         for lam in lams:
             row = group[group.lam == lam]
             cells.append(pm(row["ratio.fd"].iloc[0], row["ratio.fd_std"].iloc[0]) if len(row) else "")
-        lines.append(f"| {renoiser} | {k} | " + " | ".join(cells) + " |")
+        lines.append(f"| {renoiser} | {noise} | {steps} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -43,13 +52,13 @@ def cost(frame: pd.DataFrame) -> str:
     def line(name, r, m):
         lines.append(
             f"| {name} | {r[f'{m}.nfe']:.0f} | {r[f'{m}.forwards']:.0f} | {pm(r[f'{m}.fd'], r[f'{m}.fd_std'])} | "
-            f"{pm(r[f'{m}.accuracy'], r[f'{m}.accuracy_std'])} | {r[f'{m}.seconds']:.2f} |"
+            f"{pm(r[f'{m}.accuracy'], r[f'{m}.accuracy_std'], 4)} | {r[f'{m}.seconds']:.2f} |"
         )
 
     for _, r in frame.iterrows():
         line(f"student, {r['cfg.student.num_steps']} steps", r, "baseline")
     for _, r in frame[frame["cfg.student.num_steps"] == 4].iterrows():
-        line(f"student, 4 steps + teacher at step {r['cfg.guidance.steps']} (λ={r['cfg.guidance.lam']:g})", r, "guided")
+        line(f"student, 4 steps + teacher (guidance.steps={r['cfg.guidance.steps']}, λ={r['cfg.guidance.lam']:g})", r, "guided")
     return "\n".join(lines)
 
 

@@ -31,11 +31,6 @@ class Cond:
     kwargs: dict[str, Tensor]
     negative: dict[str, Tensor] | None = None
 
-    def select(self, index: Tensor) -> Cond:
-        """The rows ``index`` of every tensor (for a sub-batch)."""
-        pick = lambda d: None if d is None else {k: v[index] for k, v in d.items()}  # noqa: E731
-        return Cond(pick(self.kwargs), pick(self.negative))
-
 
 class Denoiser(Protocol):
     #: Network forward passes per sample in one call (CFG counts its two branches), for NFE accounting.
@@ -44,17 +39,18 @@ class Denoiser(Protocol):
     def __call__(self, x: Tensor, t: Tensor, cond: Cond) -> Prediction: ...
 
 
-def _bcast(a: Tensor, x: Tensor) -> Tensor:
+def append_dims(a: Tensor, x: Tensor) -> Tensor:
+    """A per-sample [B] tensor shaped to broadcast against x [B, ...], on x's device and dtype."""
     return a.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
 
 def x0_from_eps(x: Tensor, eps: Tensor, alpha: Tensor) -> Tensor:
-    a = _bcast(alpha, x)
+    a = append_dims(alpha, x)
     return (x - (1 - a).sqrt() * eps) / a.sqrt()
 
 
 def eps_from_x0(x: Tensor, x0: Tensor, alpha: Tensor) -> Tensor:
-    a = _bcast(alpha, x)
+    a = append_dims(alpha, x)
     return (x - a.sqrt() * x0) / (1 - a).sqrt()
 
 
@@ -95,7 +91,7 @@ class ConsistencyDenoiser(nn.Module):
     def forward(self, x: Tensor, t: Tensor, cond: Cond) -> Prediction:
         alpha = self.schedule.alpha(t)
         c_skip, c_out = self.boundary(t)
-        x0 = _bcast(c_skip, x) * x + _bcast(c_out, x) * x0_from_eps(x, self.net(x, t, **cond.kwargs), alpha)
+        x0 = append_dims(c_skip, x) * x + append_dims(c_out, x) * x0_from_eps(x, self.net(x, t, **cond.kwargs), alpha)
         return Prediction(x0, eps_from_x0(x, x0, alpha))
 
 

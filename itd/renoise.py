@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from itd.denoisers import Prediction, _bcast
+from itd.denoisers import Prediction, append_dims
 from itd.noise import NoiseStreams
 from itd.sampling import StepContext
 from itd.schedule import CLEAN, NoiseSchedule
@@ -71,5 +71,5 @@ class Renoiser:
     ) -> tuple[Tensor, Tensor]:
         """(x_s, s) for the teacher query."""
         s = self.timestep(ctx, streams)
-        a = _bcast(schedule.alpha(s), pred.x0)
+        a = append_dims(schedule.alpha(s), pred.x0)
         return a.sqrt() * pred.x0 + (1 - a).sqrt() * self.noise(pred, ctx, streams), s

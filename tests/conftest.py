@@ -6,7 +6,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from itd.denoisers import Cond, Prediction, _bcast  # noqa: E402
+from itd.denoisers import Cond, Prediction, append_dims  # noqa: E402
 from itd.schedule import NoiseSchedule  # noqa: E402
 
 torch.set_num_threads(1)
@@ -21,7 +21,7 @@ class GaussianDenoiser:
         self.mu, self.std, self.schedule = mu, std, schedule
 
     def __call__(self, x, t, cond=None):
-        a = _bcast(self.schedule.alpha(t), x).double()
+        a = append_dims(self.schedule.alpha(t), x).double()
         x = x.double()
         gain = a.sqrt() * self.std**2 / (a * self.std**2 + 1 - a)
         x0 = self.mu + gain * (x - a.sqrt() * self.mu)
