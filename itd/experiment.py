@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from itd.denoisers import CFGDenoiser, Denoiser
-from itd.guidance import ConfigError, GuidancePlan, TeacherGuidance
+from itd.guidance import ConfigError, GuidancePlan, TeacherGuidance, check_weights
 from itd.io import atomic_write, write_json
 from itd.noise import NoiseStreams
 from itd.sampling import NFECounter, Solver, sample
@@ -44,15 +45,25 @@ class Experiment:
     config: dict = field(default_factory=dict)
 
 
+def _build(node, what: str, **kwargs):
+    """``instantiate``, with the failing constructor's own message as one ConfigError line."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        raise ConfigError(f"{what}: {err.__cause__ or err}") from err
+
+
 def check(cfg: DictConfig) -> tuple[GuidancePlan, list[int]]:
     """Everything that can be checked without a model; raises ConfigError with one line."""
     g = OmegaConf.to_container(cfg.guidance, resolve=True)
     plan = GuidancePlan(form=g["form"], lam=g["lam"], steps=g["steps"], eps_rule=g["eps_rule"])
     try:
-        timesteps = check_timesteps(instantiate(cfg.student.timesteps)(cfg.student.num_steps))
+        timesteps = check_timesteps(_build(cfg.student.timesteps, "student.timesteps")(cfg.student.num_steps))
     except ValueError as err:
         raise ConfigError(f"student.timesteps: {err}") from None
-    plan.validate(len(timesteps), instantiate(cfg.renoiser))
+    plan.validate(len(timesteps), _build(cfg.renoiser, "renoiser"))
+    check_weights(g["weights"], 1 + len(g["extra_teachers"]))
+    _build(cfg.data, "data")
     if not cfg.seeds:
         raise ConfigError("seeds is empty; give at least one, e.g. seeds=[0]")
     if cfg.batch_size < 1:
@@ -61,23 +72,26 @@ def check(cfg: DictConfig) -> tuple[GuidancePlan, list[int]]:
 
 
 def build(cfg: DictConfig) -> Experiment:
+    """Check ``cfg``, then load the models and build everything a run needs."""
     plan, timesteps = check(cfg)
-    schedule = instantiate(cfg.schedule)
-    teacher_cfgs = [cfg.teacher, *cfg.guidance.extra_teachers]
-    teachers = [CFGDenoiser(instantiate(t.model, schedule=schedule), t.cfg_scale, schedule) for t in teacher_cfgs]
+    schedule = _build(cfg.schedule, "schedule")
+    teachers = [
+        CFGDenoiser(_build(t.model, f"teacher {t.name}", schedule=schedule), t.cfg_scale, schedule)
+        for t in [cfg.teacher, *cfg.guidance.extra_teachers]
+    ]
     weights = None if cfg.guidance.weights is None else list(cfg.guidance.weights)
     return Experiment(
         schedule=schedule,
-        student=instantiate(cfg.student.model, schedule=schedule),
+        student=_build(cfg.student.model, f"student {cfg.student.name}", schedule=schedule),
         timesteps=timesteps,
-        solver=instantiate(cfg.solver),
-        guidance=TeacherGuidance(plan, teachers, instantiate(cfg.renoiser), schedule, weights),
-        data=instantiate(cfg.data),
-        metrics=instantiate(cfg.metrics),
+        solver=_build(cfg.solver, "solver"),
+        guidance=TeacherGuidance(plan, teachers, _build(cfg.renoiser, "renoiser"), schedule, weights),
+        data=_build(cfg.data, "data"),
+        metrics=_build(cfg.metrics, "metrics"),
         seeds=list(cfg.seeds),
         batch_size=cfg.batch_size,
         device=cfg.device,
-        logger=instantiate(cfg.logger),
+        logger=_build(cfg.logger, "logger"),
         config=OmegaConf.to_container(cfg, resolve=True),
     )
 

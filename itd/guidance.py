@@ -30,6 +30,14 @@ class ConfigError(ValueError):
     """A configuration that cannot run; raised before any model is built."""
 
 
+def check_weights(weights: Sequence[float] | None, num_teachers: int) -> list[float]:
+    """Convex weights over the teachers (``None``: uniform)."""
+    weights = [1.0 / num_teachers] * num_teachers if weights is None else list(weights)
+    if len(weights) != num_teachers or any(w < 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
+        raise ConfigError(f"guidance.weights={weights} must be {num_teachers} non-negative numbers summing to 1")
+    return weights
+
+
 @dataclass(frozen=True)
 class GuidancePlan:
     """Which steps are guided and how strongly: checked against the student's step count up front.
@@ -88,10 +96,7 @@ class TeacherGuidance:
     weights: Sequence[float] | None = None
 
     def __post_init__(self):
-        weights = [1.0 / len(self.teachers)] * len(self.teachers) if self.weights is None else list(self.weights)
-        if len(weights) != len(self.teachers) or any(w < 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
-            raise ConfigError(f"teacher weights {weights} must be {len(self.teachers)} non-negative numbers summing to 1")
-        self.weights = weights
+        self.weights = check_weights(self.weights, len(self.teachers))
 
     def active(self, i: int, num_steps: int) -> bool:
         """Guided at step i with a non-zero lam (lam = 0 skips the teacher: the output is the student's, bit for bit)."""

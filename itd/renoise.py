@@ -42,7 +42,7 @@ class RandomTimestep:
 
     def __post_init__(self):
         if not 0 <= self.low <= self.high:
-            raise ValueError(f"renoiser.timestep: need 0 <= low <= high, got low={self.low} high={self.high}")
+            raise ValueError(f"random timestep rule: need 0 <= low <= high, got low={self.low} high={self.high}")
 
     def __call__(self, ctx: StepContext, streams: NoiseStreams) -> Tensor:
         return streams.randint("renoise_timestep", ctx.i, self.low, self.high + 1)

@@ -97,6 +97,10 @@ def test_multirun_sweeps_renoiser_and_lam(tmp_path):
         (["renoiser=next", "guidance.steps=4"], "renoiser=next"),
         (["student.num_steps=0"], "student.timesteps"),
         (["data.num_samples=abc"], "num_samples"),
+        (["data.num_samples=0"], "data.num_samples=0"),
+        (["renoiser=random", "renoiser.timestep.low=900", "renoiser.timestep.high=10"], "low <= high"),
+        (["guidance.weights=[0.5,0.6]"], "guidance.weights"),
+        (["student.model.checkpoint=/nonexistent/student.pt"], "/nonexistent/student.pt not found"),
     ],
 )
 def test_bad_input_fails_with_one_clear_line(args, message, tmp_path):
