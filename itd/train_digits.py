@@ -67,6 +67,25 @@ def _ema_update(target: nn.Module, source: nn.Module, decay: float) -> None:
         pt.lerp_(ps, 1 - decay)
 
 
+def _fit(name: str, params, recipe, loss_fn, after_step=None, weight_decay: float = 0.0, log_every: int = 500) -> list[float]:
+    """AdamW with a cosine schedule over ``recipe.steps`` steps of ``loss_fn()``; returns the losses."""
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=weight_decay)
+    sched = _cosine(opt, recipe.steps)
+    losses = []
+    for step in range(recipe.steps):
+        loss = loss_fn()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if after_step is not None:
+            after_step()
+        losses.append(loss.item())
+        if log_every and (step + 1) % log_every == 0:
+            print(f"{name} step {step + 1}/{recipe.steps} loss {sum(losses[-log_every:]) / log_every:.5f}", flush=True)
+    return losses
+
+
 def train_teacher(recipe: TeacherRecipe = TeacherRecipe(), log_every: int = 500) -> tuple[DigitsNet, list[float]]:
     """DDPM eps-loss on the digits; returns the EMA network and the per-step losses."""
     g = torch.Generator().manual_seed(recipe.seed)
@@ -75,25 +94,17 @@ def train_teacher(recipe: TeacherRecipe = TeacherRecipe(), log_every: int = 500)
     schedule = NoiseSchedule.scaled_linear()
     net = DigitsNet()
     ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=0.0)
-    sched = _cosine(opt, recipe.steps)
-    losses = []
-    for step in range(recipe.steps):
+
+    def loss_fn():
         idx = torch.randint(0, len(images), (recipe.batch_size,), generator=g)
         x0, y = images[idx], labels[idx].clone()
         y[torch.rand(len(y), generator=g) < recipe.label_dropout] = NULL_LABEL
         t = torch.randint(0, schedule.num_train_timesteps, (len(x0),), generator=g)
         eps = torch.randn(x0.shape, generator=g)
         a = schedule.alpha(t)[:, None, None]
-        loss = (net(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, y) - eps).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        _ema_update(ema, net, recipe.ema)
-        losses.append(loss.item())
-        if log_every and (step + 1) % log_every == 0:
-            print(f"teacher step {step + 1}/{recipe.steps} loss {sum(losses[-log_every:]) / log_every:.4f}", flush=True)
+        return (net(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, y) - eps).pow(2).mean()
+
+    losses = _fit("teacher", net.parameters(), recipe, loss_fn, lambda: _ema_update(ema, net, recipe.ema), log_every=log_every)
     return ema, losses
 
 
@@ -109,10 +120,8 @@ def train_student(
     student = ConsistencyDenoiser(copy.deepcopy(teacher.net).requires_grad_(True), schedule)
     target = ConsistencyDenoiser(copy.deepcopy(teacher.net), schedule)
     grid = torch.arange(1, schedule.num_train_timesteps // recipe.skip + 1) * recipe.skip - 1  # 19, 39, ..., 999
-    opt = torch.optim.AdamW(student.net.parameters(), lr=recipe.lr, weight_decay=0.0)
-    sched = _cosine(opt, recipe.steps)
-    losses = []
-    for step in range(recipe.steps):
+
+    def loss_fn():
         idx = torch.randint(0, len(images), (recipe.batch_size,), generator=g)
         x0, y = images[idx], labels[idx]
         cond = Cond({"labels": y}, negative={"labels": torch.full_like(y, NULL_LABEL)})
@@ -124,15 +133,10 @@ def train_student(
             # One DDIM step of the guided teacher ODE from t to t - k, then the EMA target's estimate there.
             x_prev = ddim(x_t, cfg_teacher(x_t, t, cond), schedule.alpha(t), schedule.alpha(t_prev), None)
             goal = target(x_prev, t_prev, cond).x0
-        loss = (student(x_t, t, cond).x0 - goal).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        _ema_update(target.net, student.net, recipe.target_ema)
-        losses.append(loss.item())
-        if log_every and (step + 1) % log_every == 0:
-            print(f"student step {step + 1}/{recipe.steps} loss {sum(losses[-log_every:]) / log_every:.5f}", flush=True)
+        return (student(x_t, t, cond).x0 - goal).pow(2).mean()
+
+    update_target = lambda: _ema_update(target.net, student.net, recipe.target_ema)  # noqa: E731
+    losses = _fit("student", student.net.parameters(), recipe, loss_fn, update_target, log_every=log_every)
     return target.net, losses
 
 
@@ -142,20 +146,13 @@ def train_judge(recipe: JudgeRecipe = JudgeRecipe(), log_every: int = 500) -> tu
     torch.manual_seed(recipe.seed)
     images, labels = load_digits()
     judge = DigitsJudge()
-    opt = torch.optim.AdamW(judge.parameters(), lr=recipe.lr, weight_decay=1e-4)
-    sched = _cosine(opt, recipe.steps)
-    losses = []
-    for step in range(recipe.steps):
+
+    def loss_fn():
         idx = torch.randint(0, len(images), (recipe.batch_size,), generator=g)
         x = images[idx] + recipe.pixel_noise * torch.randn(images[idx].shape, generator=g)
-        loss = nn.functional.cross_entropy(judge(x), labels[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if log_every and (step + 1) % log_every == 0:
-            print(f"judge step {step + 1}/{recipe.steps} loss {sum(losses[-log_every:]) / log_every:.4f}", flush=True)
+        return nn.functional.cross_entropy(judge(x), labels[idx])
+
+    losses = _fit("judge", judge.parameters(), recipe, loss_fn, weight_decay=1e-4, log_every=log_every)
     return judge.eval().requires_grad_(False), losses
 
 
