@@ -131,17 +131,14 @@ def run(exp: Experiment, out_dir: str | Path) -> dict:
     rows = []
     indices = list(range(exp.data.num_samples))
     labels = exp.data.labels(indices)
-    for seed in exp.seeds:
-        for method in METHODS:
-            x, nfe, seconds = generate(exp, seed, method == "guided", desc=f"seed {seed} {method}")
-            cols = exp.metrics.per_sample(x, labels)
-            agg = exp.metrics.aggregate(cols)
-            per_seed[method].append(
-                {**agg, "nfe": nfe.student_calls + nfe.teacher_calls, "forwards": nfe.forwards, "seconds": seconds}
-            )
-            samples[method].append(x)
-            scalar_cols = {k: v for k, v in cols.items() if np.ndim(v) == 1}
-            rows.append(pd.DataFrame({"method": method, "seed": seed, "index": indices, **exp.data.describe(indices), **scalar_cols}))
+    for seed, method in tqdm([(s, m) for s in exp.seeds for m in METHODS], desc="generate + evaluate"):
+        x, nfe, seconds = generate(exp, seed, method == "guided", desc=f"seed {seed} {method}")
+        cols = exp.metrics.per_sample(x, labels)
+        agg = exp.metrics.aggregate(cols)
+        per_seed[method].append({**agg, "nfe": nfe.student_calls + nfe.teacher_calls, "forwards": nfe.forwards, "seconds": seconds})
+        samples[method].append(x)
+        scalar_cols = {k: v for k, v in cols.items() if np.ndim(v) == 1}
+        rows.append(pd.DataFrame({"method": method, "seed": seed, "index": indices, **exp.data.describe(indices), **scalar_cols}))
     results = {m: _summary(per_seed[m]) for m in METHODS}
     ratios = [{k: g[k] / b[k] for k in ("fd", "accuracy")} for b, g in zip(per_seed["baseline"], per_seed["guided"])]
     results["ratio"] = _summary(ratios)
