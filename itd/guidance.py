@@ -53,7 +53,7 @@ class GuidancePlan:
     steps: int | Sequence[int] = 1
     eps_rule: str = "rederive"
 
-    def guided_steps(self, num_steps: int) -> list[int]:
+    def guided_steps(self) -> list[int]:
         return list(range(self.steps)) if isinstance(self.steps, int) else sorted(set(int(i) for i in self.steps))
 
     def lam_at(self, i: int) -> float:
@@ -66,7 +66,7 @@ class GuidancePlan:
             raise ConfigError(f"guidance.eps_rule={self.eps_rule!r} must be 'rederive' or 'keep'")
         if isinstance(self.steps, int) and not 0 <= self.steps <= num_steps:
             raise ConfigError(f"guidance.steps={self.steps} (k) must be in [0, {num_steps}], the student's step count")
-        steps = self.guided_steps(num_steps)
+        steps = self.guided_steps()
         if any(not 0 <= i < num_steps for i in steps):
             raise ConfigError(f"guidance.steps={list(self.steps)} must index steps 0..{num_steps - 1}")
         if not isinstance(self.lam, (int, float)) and len(self.lam) != num_steps:
@@ -98,9 +98,9 @@ class TeacherGuidance:
     def __post_init__(self):
         self.weights = check_weights(self.weights, len(self.teachers))
 
-    def active(self, i: int, num_steps: int) -> bool:
+    def active(self, i: int) -> bool:
         """Guided at step i with a non-zero lam (lam = 0 skips the teacher: the output is the student's, bit for bit)."""
-        return i in self.plan.guided_steps(num_steps) and self.plan.lam_at(i) != 0.0
+        return i in self.plan.guided_steps() and self.plan.lam_at(i) != 0.0
 
     def __call__(
         self, x: torch.Tensor, pred: Prediction, ctx: StepContext, cond: Cond, streams: NoiseStreams

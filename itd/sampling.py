@@ -43,7 +43,7 @@ class StepInfo:
 
 
 class Guidance(Protocol):
-    def active(self, i: int, num_steps: int) -> bool: ...
+    def active(self, i: int) -> bool: ...
 
     def __call__(
         self, x: Tensor, pred: Prediction, ctx: StepContext, cond: Cond, streams: NoiseStreams
@@ -71,7 +71,7 @@ def sample(
         ctx = StepContext(i, int(t), int(t_next), len(timesteps))
         t_vec = torch.full((batch,), ctx.t, dtype=torch.long, device=x.device)
         pred = student(x, t_vec, cond)
-        guided = guidance is not None and guidance.active(i, ctx.num_steps)
+        guided = guidance is not None and guidance.active(i)
         teacher_forwards = 0
         if guided:
             pred, teacher_forwards = guidance(x, pred, ctx, cond, streams)

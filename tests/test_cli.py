@@ -71,6 +71,11 @@ def test_main_job_writes_every_output(tmp_path):
         assert rows[["seed", "index"]].values.tolist() == sorted(rows[["seed", "index"]].values.tolist())
     assert (tmp_path / "grid.png").stat().st_size > 0
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    (table_file,) = (tmp_path / "wandb").glob("offline-run-*/files/media/table/results_*.table.json")
+    table = json.loads(table_file.read_text())
+    for row in table["data"]:
+        logged = dict(zip(table["columns"], row))
+        assert logged["fd"] == pytest.approx(res[logged["method"]]["fd"])
     assert not list(tmp_path.rglob("*.tmp*"))
 
 
