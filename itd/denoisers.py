@@ -72,7 +72,8 @@ class ConsistencyDenoiser(nn.Module):
     """Adapter for a latent consistency model (Luo et al. 2023, LCM), eps-parameterised.
 
     x0 = c_skip(t) * x_t + c_out(t) * x0_eps with EDM-style boundary coefficients at scaled time t*s
-    (sigma_data 0.5, s = 10, as diffusers' LCMScheduler); eps is re-derived so it is consistent with x0.
+    (sigma_data 0.5, s = 10, as diffusers' LCMScheduler); eps is re-derived so it is consistent with x0
+    (solvers that need the network's raw eps, such as Euler, do not pair with consistency students).
     """
 
     forwards = 1
@@ -83,10 +84,10 @@ class ConsistencyDenoiser(nn.Module):
         self.sigma_data, self.timestep_scaling = sigma_data, timestep_scaling
 
     def boundary(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        """(c_skip, c_out) at timesteps t; c_skip(0) = 1, c_out(0) = 0."""
-        st = t.clamp(min=0).double() * self.timestep_scaling
+        """(c_skip, c_out) at timesteps t, in float32 as diffusers' LCMScheduler; c_skip(0) = 1, c_out(0) = 0."""
+        st = t.clamp(min=0) * self.timestep_scaling
         sd2 = self.sigma_data**2
-        return (sd2 / (st**2 + sd2)).float(), (st / (st**2 + sd2).sqrt()).float()
+        return sd2 / (st**2 + sd2), st / (st**2 + sd2) ** 0.5
 
     def forward(self, x: Tensor, t: Tensor, cond: Cond) -> Prediction:
         alpha = self.schedule.alpha(t)

@@ -45,3 +45,22 @@ class NoiseStreams:
         """One integer in [low, high) per sample, LongTensor [len(indices)]."""
         draws = [torch.randint(low, high, (1,), generator=g) for g in self._generators(stream, step)]
         return torch.cat(draws).to(self.device)
+
+
+class SequentialNoise:
+    """Batch-shaped draws from one generator, in call order: what a diffusers pipeline given
+    ``generator=torch.Generator().manual_seed(seed)`` draws (initial latents, then each scheduler step).
+
+    For parity checks against diffusers only: unlike ``NoiseStreams``, a sample's noise here depends on
+    its batch and on every earlier draw, so baseline and guided runs do not share it.
+    """
+
+    def __init__(self, seed: int, batch_size: int, device: torch.device | str = "cpu"):
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.indices, self.device = list(range(batch_size)), torch.device(device)
+
+    def randn(self, stream: str, step: int, shape: Sequence[int]) -> Tensor:
+        return torch.randn((len(self.indices), *shape), generator=self.generator).to(self.device)
+
+    def randint(self, stream: str, step: int, low: int, high: int) -> Tensor:
+        return torch.randint(low, high, (len(self.indices),), generator=self.generator).to(self.device)

@@ -15,6 +15,7 @@ from torch import Tensor
 from itd.denoisers import Cond, Denoiser, Prediction
 from itd.noise import NoiseStreams
 from itd.schedule import CLEAN, NoiseSchedule
+from itd.solvers import VP
 
 Solver = Callable[[Tensor, Prediction, Tensor, Tensor, Tensor], Tensor]
 
@@ -31,7 +32,8 @@ class StepContext:
 
 @dataclass(frozen=True)
 class StepInfo:
-    """What one step did, for callbacks: the context, the state before and after, and the cost."""
+    """What one step did, for callbacks: the context, the VP latent the networks saw, the (possibly
+    guided) prediction, the solver's next state, and the cost."""
 
     ctx: StepContext
     x: Tensor
@@ -63,23 +65,29 @@ def sample(
     callback: Callable[[StepInfo], None] | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Draw len(streams.indices) samples of ``shape`` (per sample); returns the final x [B, *shape]."""
-    x = streams.randn("init", 0, shape).to(dtype)
+    """Draw len(streams.indices) samples of ``shape`` (per sample); returns the final x [B, *shape].
+
+    The solver's state lives in its own coordinates (``solver.coords``); the student, the guidance and
+    the callback see VP latents. After the last step (abar = 1) both coordinates are the clean sample.
+    """
+    coords = getattr(solver, "coords", VP)
     batch = len(streams.indices)
     steps = list(timesteps) + [CLEAN]
+    x = coords.init(streams.randn("init", 0, shape).to(dtype), schedule.alpha(torch.full((batch,), steps[0])))
     for i, (t, t_next) in enumerate(zip(steps, steps[1:])):
         ctx = StepContext(i, int(t), int(t_next), len(timesteps))
         t_vec = torch.full((batch,), ctx.t, dtype=torch.long, device=x.device)
-        pred = student(x, t_vec, cond)
+        alpha, alpha_next = schedule.alpha(t_vec), schedule.alpha(torch.full_like(t_vec, ctx.t_next))
+        x_in = coords.to_model(x, alpha)
+        pred = student(x_in, t_vec, cond)
         guided = guidance is not None and guidance.active(i)
         teacher_forwards = 0
         if guided:
-            pred, teacher_forwards = guidance(x, pred, ctx, cond, streams)
+            pred, teacher_forwards = guidance(x_in, pred, ctx, cond, streams)
         noise = streams.randn("solver", i, shape).to(dtype)
-        t_next_vec = torch.full_like(t_vec, ctx.t_next)
-        x_next = solver(x, pred, schedule.alpha(t_vec), schedule.alpha(t_next_vec), noise)
+        x_next = solver(x, pred, alpha, alpha_next, noise)
         if callback is not None:
-            callback(StepInfo(ctx, x, pred, x_next, guided, student.forwards, teacher_forwards))
+            callback(StepInfo(ctx, x_in, pred, x_next, guided, student.forwards, teacher_forwards))
         x = x_next
     return x
 

@@ -39,7 +39,7 @@ def _guidance(schedule, teacher, form="eps", lam=0.3, steps=1, timestep=next_tim
 
 @pytest.mark.parametrize("form", ["x0", "eps"])
 @pytest.mark.parametrize("rule", RULES)
-@pytest.mark.parametrize("solver", [solvers.lcm, solvers.ddim, solvers.euler_ancestral])
+@pytest.mark.parametrize("solver", [solvers.lcm, solvers.ddim, solvers.euler, solvers.euler_ancestral])
 def test_lam_zero_and_k_zero_are_bit_identical_to_the_student(schedule, models, label_cond, form, rule, solver):
     student, teacher = models
     base = _run(schedule, student, label_cond, solver=solver)

@@ -22,8 +22,11 @@ def _noisy(schedule, t, std, n=200_000, seed=0):
 
 
 def _step(schedule, solver, den, x, t, t_next, noise):
+    """One step from the VP latent x, through the solver's own coordinates, back to VP."""
     tv = torch.full((len(x),), t)
-    return solver(x, den(x, tv), schedule.alpha(tv), schedule.alpha(torch.full_like(tv, t_next)), noise)
+    alpha, alpha_next = schedule.alpha(tv), schedule.alpha(torch.full_like(tv, t_next))
+    state = solver(solver.coords.from_model(x, alpha), den(x, tv), alpha, alpha_next, noise)
+    return solver.coords.to_model(state, alpha_next)
 
 
 @pytest.mark.parametrize("t, t_next", [(999, 759), (759, 259), (259, -1)])
@@ -32,8 +35,9 @@ def test_point_mass_data_every_solver_is_exact(schedule, t, t_next):
     den = GaussianDenoiser(MU, 0.0, schedule)
     x, eps, z = _noisy(schedule, t, 0.0)
     a2 = schedule.alpha(torch.tensor(t_next))
-    ddim = _step(schedule, solvers.ddim, den, x, t, t_next, z)
-    torch.testing.assert_close(ddim, a2.sqrt() * MU + (1 - a2).sqrt() * eps, atol=1e-5, rtol=0)  # same path
+    for ode in (solvers.ddim, solvers.euler):
+        out = _step(schedule, ode, den, x, t, t_next, z)
+        torch.testing.assert_close(out, a2.sqrt() * MU + (1 - a2).sqrt() * eps, atol=1e-5, rtol=0)  # same path
     lcm = _step(schedule, solvers.lcm, den, x, t, t_next, z)
     torch.testing.assert_close(lcm, a2.sqrt() * MU + (1 - a2).sqrt() * z, atol=1e-5, rtol=0)  # fresh noise
     anc = _step(schedule, solvers.euler_ancestral, den, x, t, t_next, z)
@@ -55,6 +59,7 @@ def test_gaussian_data_one_step_variances(schedule, t, t_next):
         solvers.lcm: a2 * k**2 * var_y + (1 - a2),
         solvers.ddim: a2 * (k + sig2n.sqrt() * (1 - k) / sig2.sqrt()) ** 2 * var_y,
     }
+    expected[solvers.euler] = expected[solvers.ddim]
     up2 = sig2n * (sig2 - sig2n) / sig2
     down = (sig2n - up2).sqrt()
     expected[solvers.euler_ancestral] = a2 * ((k + down * (1 - k) / sig2.sqrt()) ** 2 * var_y + up2)
@@ -66,8 +71,9 @@ def test_gaussian_data_one_step_variances(schedule, t, t_next):
 
 def _closed_form(schedule, solver, timesteps, s):
     """Mean and std of the sampler's output, propagated exactly: with Gaussian data every step is affine,
-    x' = A x + B + R z, with x0_hat = c0 + g x the posterior mean; the start is x_T ~ N(0, 1)."""
-    m, v = 0.0, 1.0
+    x' = A x + B + R z, with x0_hat = c0 + g x the posterior mean; the start is x_T ~ N(0, 1) in the
+    solver's coordinates (for sigma-space solvers, sigma_max * z: VP variance 1 - abar_T, as diffusers)."""
+    m, v = 0.0, (1.0 - schedule.alpha(torch.tensor(timesteps[0])).item()) if solver.coords.sigma_space else 1.0
     steps = [*timesteps, -1]
     for t, t_next in zip(steps, steps[1:]):
         a, a2 = (schedule.alpha(torch.tensor(u)).double().item() for u in (t, t_next))
@@ -79,6 +85,7 @@ def _closed_form(schedule, solver, timesteps, s):
         P, Q, R = {  # x' = P x0_hat + Q eps_hat + R z
             solvers.lcm: (a2**0.5, 0.0, (1 - a2) ** 0.5),
             solvers.ddim: (a2**0.5, (1 - a2) ** 0.5, 0.0),
+            solvers.euler: (a2**0.5, (1 - a2) ** 0.5, 0.0),
             solvers.euler_ancestral: (a2**0.5, a2**0.5 * down, a2**0.5 * up),
         }[solver]
         A = P * g + Q * (1 - a**0.5 * g) / (1 - a) ** 0.5
@@ -87,7 +94,7 @@ def _closed_form(schedule, solver, timesteps, s):
     return m, v**0.5
 
 
-@pytest.mark.parametrize("solver", [solvers.lcm, solvers.ddim, solvers.euler_ancestral])
+@pytest.mark.parametrize("solver", [solvers.lcm, solvers.ddim, solvers.euler, solvers.euler_ancestral])
 @pytest.mark.parametrize("timesteps", [lcm_timesteps(4), trailing_timesteps(4), trailing_timesteps(50)])
 def test_sampling_loop_matches_closed_form(schedule, solver, timesteps):
     s = 0.5
