@@ -1,0 +1,249 @@
+"""SDXL-family models on diffusers: the shared text encoders and VAE, the teacher and the students.
+
+Every id can be a hub id or a local path. Nothing is downloaded unless ``allow_download=True``: offline,
+a missing model fails at once with one line naming the id and how to point the config at a local copy.
+Loaded modules are cached per (id, subfolder, dtype, device), so a LoRA student and the teacher share
+one UNet (the teacher runs it with the adapter disabled) and every model shares one text stack and VAE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from itd.denoisers import Cond, ConsistencyDenoiser, EpsDenoiser
+from itd.schedule import NoiseSchedule
+
+
+class MissingModelError(FileNotFoundError):
+    """A model id that is neither a local folder/file nor in the local hub cache (offline)."""
+
+
+def _dtype(name: str | torch.dtype) -> torch.dtype:
+    return name if isinstance(name, torch.dtype) else getattr(torch, name)
+
+
+def _fetch(load, model_id: str, allow_download: bool, **kwargs):
+    """``load(model_id)`` (a from_pretrained or load_config) without network unless allowed; a model that is
+    not here is one clear error."""
+    try:
+        return load(model_id, local_files_only=not allow_download, **kwargs)
+    except (OSError, ValueError):
+        if Path(model_id).exists():
+            raise
+        sub = f" (subfolder {kwargs['subfolder']!r})" if kwargs.get("subfolder") else ""
+        raise MissingModelError(
+            f"model {model_id!r}{sub} is not available offline; download it (`huggingface-cli download "
+            f"{model_id}`) and set the config's id to the local path, or allow downloads with allow_download=true"
+        ) from None
+
+
+@contextlib.contextmanager
+def _naming(what: str):
+    """Prefix a MissingModelError with the config key that named the model."""
+    try:
+        yield
+    except MissingModelError as err:
+        raise MissingModelError(f"{what}: {err}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def _unet(model_id: str, subfolder: str | None, dtype: str, device: str, allow_download: bool):
+    from diffusers import UNet2DConditionModel
+
+    kwargs = {"subfolder": subfolder} if subfolder else {}
+    unet = _fetch(UNet2DConditionModel.from_pretrained, model_id, allow_download, dtype=_dtype(dtype), **kwargs)
+    return unet.to(device).eval().requires_grad_(False)
+
+
+def load_unet(model_id: str, subfolder: str | None = "unet", dtype: str = "float32", device: str = "cpu", allow_download: bool = False, what: str = "unet"):
+    """A UNet2DConditionModel from a diffusers folder; one cached instance per (id, subfolder, dtype, device)."""
+    with _naming(what):
+        return _unet(model_id, subfolder, dtype, device, allow_download)
+
+
+def load_unet_state_dict(base: str, state_dict_file: str, dtype: str, device: str, allow_download: bool, what: str):
+    """A UNet with base's architecture and weights from a raw state-dict file (DMD2's distribution)."""
+    from diffusers import UNet2DConditionModel
+
+    if not Path(state_dict_file).is_file():
+        raise MissingModelError(f"{what}: state-dict file {state_dict_file!r} not found; download it and set {what}=<local file>")
+    with _naming("base"):
+        config = _fetch(UNet2DConditionModel.load_config, base, allow_download, subfolder="unet")
+    unet = UNet2DConditionModel.from_config(config)
+    unet.load_state_dict(torch.load(state_dict_file, map_location="cpu", weights_only=True), strict=True)
+    return unet.to(device=device, dtype=_dtype(dtype)).eval().requires_grad_(False)
+
+
+@dataclass
+class SDXLText:
+    """The two SDXL text encoders and tokenizers; ``encode`` reproduces StableDiffusionXLPipeline.encode_prompt."""
+
+    tokenizers: tuple
+    encoders: tuple
+    force_zeros_for_empty_prompt: bool = True
+
+    @torch.no_grad()
+    def _encode(self, prompts: list[str]) -> tuple[Tensor, Tensor]:
+        hidden, pooled = [], None
+        for tokenizer, encoder in zip(self.tokenizers, self.encoders):
+            ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+            out = encoder(ids.to(encoder.device), output_hidden_states=True)
+            if pooled is None and out[0].ndim == 2:  # CLIPTextModelWithProjection: text_embeds
+                pooled = out[0]
+            hidden.append(out.hidden_states[-2])
+        return torch.concat(hidden, dim=-1), pooled
+
+    def encode(self, prompts: list[str], height: int, width: int, negative_prompt: str | None = None) -> Cond:
+        """Cond for the SDXL UNet; ``negative`` is all zeros when no negative prompt is given (SDXL's default)."""
+        embeds, pooled = self._encode(list(prompts))
+        if negative_prompt is None and self.force_zeros_for_empty_prompt:
+            neg_embeds, neg_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+        else:
+            neg_embeds, neg_pooled = self._encode([negative_prompt or ""] * len(prompts))
+        # (original size, crop top-left, target size), as the pipeline's _get_add_time_ids.
+        time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=embeds.dtype).repeat(len(prompts), 1)
+        time_ids = time_ids.to(embeds.device)
+        return Cond(
+            {"encoder_hidden_states": embeds, "text_embeds": pooled, "time_ids": time_ids},
+            negative={"encoder_hidden_states": neg_embeds, "text_embeds": neg_pooled, "time_ids": time_ids},
+        )
+
+
+@functools.lru_cache(maxsize=None)
+def load_text(base: str, dtype: str = "float32", device: str = "cpu", allow_download: bool = False) -> SDXLText:
+    """Tokenizers and text encoders from an SDXL base folder (cached: shared by every model)."""
+    from diffusers import DiffusionPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    with _naming("base"):
+        tok = [_fetch(CLIPTokenizer.from_pretrained, base, allow_download, subfolder=s) for s in ("tokenizer", "tokenizer_2")]
+        enc = [
+            _fetch(cls.from_pretrained, base, allow_download, subfolder=s, dtype=_dtype(dtype)).to(device).eval()
+            for cls, s in ((CLIPTextModel, "text_encoder"), (CLIPTextModelWithProjection, "text_encoder_2"))
+        ]
+        config = _fetch(DiffusionPipeline.load_config, base, allow_download)
+    return SDXLText(tuple(tok), tuple(enc), bool(config.get("force_zeros_for_empty_prompt", True)))
+
+
+@functools.lru_cache(maxsize=None)
+def load_vae(model_id: str, subfolder: str | None = "vae", dtype: str = "float32", device: str = "cpu", allow_download: bool = False):
+    """The VAE (``madebyollin/sdxl-vae-fp16-fix`` with subfolder null for the fp16-safe one)."""
+    from diffusers import AutoencoderKL
+
+    kwargs = {"subfolder": subfolder} if subfolder else {}
+    with _naming("vae"):
+        vae = _fetch(AutoencoderKL.from_pretrained, model_id, allow_download, dtype=_dtype(dtype), **kwargs)
+    return vae.to(device).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def decode(vae, latents: Tensor) -> Tensor:
+    """Latents to images in [-1, 1], [B, 3, H, W]; fp32 where the VAE asks for it (force_upcast)."""
+    dtype = torch.float32 if getattr(vae.config, "force_upcast", False) else vae.dtype
+    vae = vae.to(dtype)
+    return vae.decode(latents.to(dtype) / vae.config.scaling_factor).sample.clamp(-1, 1)
+
+
+def guidance_scale_embedding(w: Tensor, dim: int) -> Tensor:
+    """LCM-SDXL's w-embedding of (guidance - 1), as the SDXL pipeline's get_guidance_scale_embedding."""
+    w = w * 1000.0
+    half = dim // 2
+    emb = torch.log(torch.tensor(10000.0)) / (half - 1)
+    emb = torch.exp(torch.arange(half, dtype=torch.float32) * -emb)
+    emb = w.to(torch.float32)[:, None] * emb[None, :]
+    emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=1)
+    return nn.functional.pad(emb, (0, 1)) if dim % 2 == 1 else emb
+
+
+class SDXLUNet(nn.Module):
+    """``net(x, t, encoder_hidden_states, text_embeds, time_ids) -> UNet output`` for the denoiser adapters.
+
+    adapters: run with the UNet's LoRA adapters on (a LoRA student) or off (the teacher sharing its UNet).
+    guidance: LCM-SDXL's distilled guidance scale, passed as the w-embedding ``timestep_cond``.
+    """
+
+    def __init__(self, unet: nn.Module, adapters: bool = True, guidance: float | None = None):
+        super().__init__()
+        self.unet, self.adapters, self.guidance = unet, adapters, guidance
+
+    def forward(self, x: Tensor, t: Tensor, encoder_hidden_states: Tensor, text_embeds: Tensor, time_ids: Tensor) -> Tensor:
+        timestep_cond = None
+        if self.guidance is not None:
+            w = torch.tensor(self.guidance - 1).repeat(len(x))
+            timestep_cond = guidance_scale_embedding(w, self.unet.config.time_cond_proj_dim).to(x.device, x.dtype)
+        toggle = not self.adapters and getattr(self.unet, "_hf_peft_config_loaded", False)
+        if toggle:
+            self.unet.disable_lora()
+        try:
+            return self.unet(
+                x.to(self.unet.dtype), t, encoder_hidden_states=encoder_hidden_states, timestep_cond=timestep_cond,
+                added_cond_kwargs={"text_embeds": text_embeds, "time_ids": time_ids}, return_dict=False,
+            )[0].to(x.dtype)
+        finally:
+            if toggle:
+                self.unet.enable_lora()
+
+
+def load_teacher(schedule: NoiseSchedule, base: str, dtype: str = "float32", device: str = "cpu", allow_download: bool = False) -> EpsDenoiser:
+    """SDXL-base's UNet with its weights (``from_pretrained``), adapters off: an eps-prediction teacher."""
+    return EpsDenoiser(SDXLUNet(load_unet(base, "unet", dtype, device, allow_download, "teacher.base"), adapters=False), schedule)
+
+
+def load_student(
+    schedule: NoiseSchedule,
+    base: str,
+    unet: str | None = None,
+    unet_subfolder: str | None = "unet",
+    unet_state_dict: str | None = None,
+    lora: str | None = None,
+    lora_weight_name: str | None = None,
+    guidance: float | None = None,
+    consistency: bool = True,
+    dtype: str = "float32",
+    device: str = "cpu",
+    allow_download: bool = False,
+):
+    """An SDXL-family student: its own UNet (``unet`` folder or a raw ``unet_state_dict`` file), or a ``lora``
+    on base's UNet (loaded unfused under the name "student", sharing the UNet with the teacher).
+
+    consistency: LCM-style boundary condition (LCM, LCM-LoRA, DMD2) or a plain eps-prediction (Euler students).
+    """
+    if unet_state_dict is not None:
+        net = load_unet_state_dict(base, unet_state_dict, dtype, device, allow_download, "student.unet_state_dict")
+    elif unet is not None:
+        net = load_unet(unet, unet_subfolder, dtype, device, allow_download, "student.unet")
+    else:
+        net = load_unet(base, "unet", dtype, device, allow_download, "student.base")
+    if lora is not None:
+        _load_lora(net, lora, lora_weight_name, allow_download)
+    adapter = ConsistencyDenoiser if consistency else EpsDenoiser
+    return adapter(SDXLUNet(net, adapters=True, guidance=guidance), schedule)
+
+
+def _load_lora(unet, lora: str, weight_name: str | None, allow_download: bool) -> None:
+    """Load a LoRA into ``unet`` unfused (as StableDiffusionXLPipeline.load_lora_weights does for the UNet)
+    under a name derived from its id, and make it the active adapter."""
+    from diffusers import StableDiffusionXLPipeline
+
+    name = "student_" + hashlib.sha1(f"{lora}|{weight_name}".encode()).hexdigest()[:8]
+    if name not in (getattr(unet, "peft_config", None) or {}):
+        kwargs = {"weight_name": weight_name} if weight_name else {}
+        try:
+            state_dict, alphas, metadata = StableDiffusionXLPipeline.lora_state_dict(
+                lora, unet_config=unet.config, return_lora_metadata=True, local_files_only=not allow_download, **kwargs
+            )
+        except (OSError, ValueError):
+            if Path(lora).exists():
+                raise
+            raise MissingModelError(
+                f"student.lora: {lora!r} is not available offline; download it and set student.lora=<local folder>"
+            ) from None
+        StableDiffusionXLPipeline.load_lora_into_unet(state_dict, network_alphas=alphas, unet=unet, adapter_name=name, metadata=metadata)
+    unet.set_adapters(name)
