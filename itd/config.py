@@ -7,15 +7,18 @@ Nodes that are built with ``_target_`` keep their arguments open (``Any``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+from itd.models.smoke import register_resolver
 
 
 @dataclass
 class StudentConf:
     name: str = MISSING
+    space: str = MISSING  # the latent space it denoises (digits-8x8, sdxl-vae): must equal the teacher's
     num_steps: int = MISSING
     timesteps: Any = MISSING  # a partial recipe: (num_steps) -> list[int]
     model: Any = MISSING  # _target_ loader taking schedule=
@@ -24,6 +27,7 @@ class StudentConf:
 @dataclass
 class TeacherConf:
     name: str = MISSING
+    space: str = MISSING
     cfg_scale: float = MISSING
     model: Any = MISSING
 
@@ -46,30 +50,30 @@ class GuidanceConf:
 
 
 @dataclass
-class DataConf:
-    _target_: str = MISSING
-    num_samples: int = MISSING
-
-
-@dataclass
 class RunConf:
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     batch_size: int = 1000
     device: str = "cpu"
     threads: int = 2  # torch CPU threads
+    dtype: str = "float32"  # SDXL-family weights and activations (float16 / bfloat16 on CUDA)
+    allow_download: bool = False  # let loaders fetch missing models from the hub
+    resolution: int = 1024  # SDXL-family image size (pixels, square)
+    models: Dict[str, str] = field(default_factory=dict)  # hub ids or local paths, one place
     schedule: Any = MISSING
+    world: Any = MISSING
     student: StudentConf = MISSING
     teacher: TeacherConf = MISSING
     solver: Any = MISSING
     renoiser: RenoiserConf = MISSING
     guidance: GuidanceConf = MISSING
-    data: DataConf = MISSING
+    data: Any = MISSING  # a prompt set (itd.data.*): keys vary, checked when built
     metrics: Any = MISSING
     logger: Any = MISSING
 
 
 def register() -> None:
     ConfigStore.instance().store(name="run_schema", node=RunConf)
+    register_resolver()
 
 
 register()

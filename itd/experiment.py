@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from itd.denoisers import CFGDenoiser, Denoiser
 from itd.guidance import ConfigError, GuidancePlan, TeacherGuidance, check_weights
 from itd.io import atomic_write, write_json
+from itd.models.sdxl import MissingModelError
 from itd.noise import NoiseStreams
 from itd.sampling import NFECounter, Solver, sample
 from itd.schedule import NoiseSchedule, check_timesteps
@@ -36,8 +37,9 @@ class Experiment:
     timesteps: list[int]
     solver: Solver
     guidance: TeacherGuidance
-    data: object  # itd.data.*: num_samples, shape, cond(indices), labels(indices), decode(x), describe(indices)
-    metrics: object  # itd.metrics.*: per_sample(x, labels), aggregate(columns)
+    world: object  # shape, cond(prompts), decode(latents), writer(out_dir, method): itd.data.digits, itd.models.sdxl
+    data: object  # the prompt set: num_samples, prompts_at(indices), describe(indices)
+    metrics: object  # per_sample(images, prompts) -> columns, aggregate(columns) -> numbers
     seeds: Sequence[int] = (0,)
     batch_size: int = 1000
     device: str = "cpu"
@@ -50,11 +52,18 @@ def _build(node, what: str, **kwargs):
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:
-        raise ConfigError(f"{what}: {err.__cause__ or err}") from err
+        cause = err.__cause__ or err
+        raise ConfigError(str(cause) if isinstance(cause, MissingModelError) else f"{what}: {cause}") from err
 
 
 def check(cfg: DictConfig) -> tuple[GuidancePlan, list[int]]:
     """Everything that can be checked without a model; raises ConfigError with one line."""
+    for teacher in [cfg.teacher, *cfg.guidance.extra_teachers]:
+        if teacher.space != cfg.student.space:
+            raise ConfigError(
+                f"student {cfg.student.name} denoises {cfg.student.space} latents but teacher {teacher.name} denoises "
+                f"{teacher.space}: pick a teacher of the same latent space"
+            )
     g = OmegaConf.to_container(cfg.guidance, resolve=True)
     plan = GuidancePlan(form=g["form"], lam=g["lam"], steps=g["steps"], eps_rule=g["eps_rule"])
     try:
@@ -86,6 +95,7 @@ def build(cfg: DictConfig) -> Experiment:
         timesteps=timesteps,
         solver=_build(cfg.solver, "solver"),
         guidance=TeacherGuidance(plan, teachers, _build(cfg.renoiser, "renoiser"), schedule, weights),
+        world=_build(cfg.world, "world"),
         data=_build(cfg.data, "data"),
         metrics=_build(cfg.metrics, "metrics"),
         seeds=list(cfg.seeds),
@@ -96,20 +106,32 @@ def build(cfg: DictConfig) -> Experiment:
     )
 
 
-def generate(exp: Experiment, seed: int, guided: bool, desc: str = "") -> tuple[torch.Tensor, NFECounter, float]:
-    """All samples of one seed, in batches; returns (x [N, *shape] on CPU, NFE counts, seconds)."""
-    counter, out = NFECounter(), []
+def generate(exp: Experiment, seed: int, guided: bool, writer=None, keep: int = 0, desc: str = ""):
+    """All samples of one seed, batch by batch: sample, decode, score, hand to ``writer``.
+
+    Returns (per-sample metric columns, NFE counts, seconds spent sampling and decoding, the first
+    ``keep`` images).
+    """
+    counter, columns, seconds, kept = NFECounter(), [], 0.0, []
     indices = list(range(exp.data.num_samples))
-    start = time.perf_counter()
     for lo in tqdm(range(0, len(indices), exp.batch_size), desc=desc, leave=False):
         batch = indices[lo : lo + exp.batch_size]
-        streams = NoiseStreams(seed, batch, exp.device)
+        prompts = exp.data.prompts_at(batch)
+        start = time.perf_counter()
+        cond = exp.world.cond(prompts, exp.device)
         x = sample(
-            exp.student, exp.solver, exp.timesteps, exp.schedule, exp.data.cond(batch, exp.device), streams,
-            exp.data.shape, guidance=exp.guidance if guided else None, callback=counter,
+            exp.student, exp.solver, exp.timesteps, exp.schedule, cond, NoiseStreams(seed, batch, exp.device),
+            exp.world.shape, guidance=exp.guidance if guided else None, callback=counter,
         )
-        out.append(exp.data.decode(x).cpu())
-    return torch.cat(out), counter, time.perf_counter() - start
+        images = exp.world.decode(x).cpu()
+        seconds += time.perf_counter() - start
+        columns.append(exp.metrics.per_sample(images, prompts))
+        if writer is not None:
+            writer.add(seed, batch, images)
+        if sum(len(k) for k in kept) < keep:
+            kept.append(images[: keep - sum(len(k) for k in kept)])
+    merged = {k: np.concatenate([c[k] for c in columns]) for k in columns[0]}
+    return merged, counter, seconds, torch.cat(kept) if kept else None
 
 
 def _summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
@@ -127,20 +149,21 @@ def run(exp: Experiment, out_dir: str | Path) -> dict:
     """Generate, evaluate and save; returns the results mapping that results.json holds."""
     out_dir = Path(out_dir)
     per_seed = {m: [] for m in METHODS}
-    samples = {m: [] for m in METHODS}
-    rows = []
+    writers = {m: exp.world.writer(out_dir, m) for m in METHODS}
+    rows, grid = [], {}
     indices = list(range(exp.data.num_samples))
-    labels = exp.data.labels(indices)
     for seed, method in tqdm([(s, m) for s in exp.seeds for m in METHODS], desc="generate + evaluate"):
-        x, nfe, seconds = generate(exp, seed, method == "guided", desc=f"seed {seed} {method}")
-        cols = exp.metrics.per_sample(x, labels)
+        keep = 40 if seed == exp.seeds[0] else 0
+        cols, nfe, seconds, kept = generate(exp, seed, method == "guided", writers[method], keep, desc=f"seed {seed} {method}")
+        grid.setdefault(method, kept)
         agg = exp.metrics.aggregate(cols)
         per_seed[method].append({**agg, "nfe": nfe.student_calls + nfe.teacher_calls, "forwards": nfe.forwards, "seconds": seconds})
-        samples[method].append(x)
         scalar_cols = {k: v for k, v in cols.items() if np.ndim(v) == 1}
         rows.append(pd.DataFrame({"method": method, "seed": seed, "index": indices, **exp.data.describe(indices), **scalar_cols}))
+    for writer in writers.values():
+        writer.close()
     results = {m: _summary(per_seed[m]) for m in METHODS}
-    ratios = [{k: g[k] / b[k] for k in ("fd", "accuracy")} for b, g in zip(per_seed["baseline"], per_seed["guided"])]
+    ratios = [{k: g[k] / b[k] for k in b if b[k]} for b, g in zip(per_seed["baseline"], per_seed["guided"])]
     results["ratio"] = _summary(ratios)
     results["per_seed"] = {m: per_seed[m] for m in METHODS}
     results["timesteps"] = exp.timesteps
@@ -148,33 +171,35 @@ def run(exp: Experiment, out_dir: str | Path) -> dict:
 
     frame = pd.concat(rows, ignore_index=True).sort_values(["method", "seed", "index"], kind="stable", ignore_index=True)
     atomic_write(out_dir / "samples.parquet", lambda p: frame.to_parquet(p, index=False))
-    for method in METHODS:
-        arr = torch.cat(samples[method]).numpy().astype(np.float32)
-        atomic_write(out_dir / f"{method}.npy", lambda p, a=arr: np.save(open(p, "wb"), a))
-    grid = save_grid(out_dir / "grid.png", samples["baseline"][0], samples["guided"][0])
+    grid_png = save_grid(out_dir / "grid.png", grid["baseline"], grid["guided"])
     write_json(out_dir / "results.json", results)
     if exp.logger is not None:
-        exp.logger.log(results, exp.config, grid)
+        exp.logger.log(results, exp.config, grid_png)
     return results
 
 
-def save_grid(path: Path, baseline: torch.Tensor, guided: torch.Tensor, per_row: int = 10, rows: int = 4) -> Path:
-    """Baseline (left) and guided (right) samples of the same seeds and indices, side by side."""
+def save_grid(path: Path, baseline: torch.Tensor, guided: torch.Tensor, per_row: int = 10) -> Path:
+    """Baseline (left) and guided (right) images of the same seeds and indices, side by side.
+
+    Images in [-1, 1], [N, H, W] (grey) or [N, 3, H, W]; small ones are upscaled to be visible.
+    """
     from PIL import Image
 
-    def tile(x: torch.Tensor) -> np.ndarray:
-        n = min(len(x), per_row * rows)
-        x = x[:n].clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    def tile(x: torch.Tensor) -> torch.Tensor:
+        x = x if x.ndim == 4 else x[:, None]
+        x = x.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).expand(-1, 3, -1, -1)
         x = torch.nn.functional.pad(x, (1, 1, 1, 1), value=255)  # 1-px white border per image
-        h, w = x.shape[-2:]
-        x = torch.cat([x, x.new_full((per_row * rows - n, h, w), 255)])
-        return x.view(rows, per_row, h, w).permute(0, 2, 1, 3).reshape(rows * h, per_row * w).numpy()
+        cols = min(per_row, len(x))
+        rows = -(-len(x) // cols)
+        x = torch.cat([x, x.new_full((rows * cols - len(x), *x.shape[1:]), 255)])
+        n, c, h, w = x.shape
+        return x.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
 
     left, right = tile(baseline), tile(guided)
-    gap = np.full((left.shape[0], 4), 255, np.uint8)
-    image = Image.fromarray(np.concatenate([left, gap, right], axis=1)).resize(
-        (4 * (2 * left.shape[1] + 4), 4 * left.shape[0]), Image.NEAREST
-    )
+    gap = left.new_full((left.shape[0], 4, 3), 255)
+    canvas = torch.cat([left, gap, right], dim=1).numpy()
+    scale = max(1, 256 // canvas.shape[0])
+    image = Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST)
     return atomic_write(path, lambda p: image.save(p, format="PNG"))
 
 

@@ -19,7 +19,7 @@ import torch
 
 from itd.denoisers import Cond, Denoiser, Prediction, eps_from_x0, x0_from_eps
 from itd.noise import NoiseStreams
-from itd.renoise import Renoiser, next_timestep
+from itd.renoise import NextTimestep, Renoiser
 from itd.sampling import StepContext
 from itd.schedule import NoiseSchedule
 
@@ -78,7 +78,7 @@ class GuidancePlan:
                     f"guidance.lam={lam} at step {i} is outside [0, 1], the interpolation range of the "
                     f"{self.form}-form; pick 0 <= lam <= 1"
                 )
-        if renoiser is not None and renoiser.timestep is next_timestep and num_steps - 1 in steps:
+        if renoiser is not None and isinstance(renoiser.timestep, NextTimestep) and num_steps - 1 in steps:
             raise ConfigError(
                 f"renoiser=next needs a next timestep, but step {num_steps - 1} is the last; "
                 f"use guidance.steps <= {num_steps - 1} or renoiser=same|random"

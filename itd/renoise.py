@@ -21,11 +21,17 @@ from itd.schedule import CLEAN, NoiseSchedule
 # --- timestep rules: (ctx, streams) -> s, LongTensor [B] -----------------------------------------
 
 
-def next_timestep(ctx: StepContext, streams: NoiseStreams) -> Tensor:
-    """s = t_{i+1}: the paper's "decreasing" schedule, s = t - dt."""
-    if ctx.t_next == CLEAN:
-        raise ValueError(f"renoiser=next has no next timestep at the last step ({ctx.i}); guide earlier steps")
-    return torch.full((len(streams.indices),), ctx.t_next, dtype=torch.long, device=streams.device)
+@dataclass(frozen=True)
+class NextTimestep:
+    """s = t_{i+1}: the paper's "decreasing" schedule, s = t - dt (undefined at the last step)."""
+
+    def __call__(self, ctx: StepContext, streams: NoiseStreams) -> Tensor:
+        if ctx.t_next == CLEAN:
+            raise ValueError(f"renoiser=next has no next timestep at the last step ({ctx.i}); guide earlier steps")
+        return torch.full((len(streams.indices),), ctx.t_next, dtype=torch.long, device=streams.device)
+
+
+next_timestep = NextTimestep()
 
 
 def same_timestep(ctx: StepContext, streams: NoiseStreams) -> Tensor:

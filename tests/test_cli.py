@@ -14,10 +14,12 @@ from hydra.utils import instantiate
 
 import itd.config  # noqa: F401
 from itd import experiment
+from itd.guidance import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-GROUPS = ["data", "student", "teacher", "solver", "renoiser", "renoiser/noise", "guidance", "metrics", "logger"]
+GROUPS = ["world", "data", "student", "teacher", "solver", "renoiser", "renoiser/noise", "guidance", "metrics", "logger"]
+SDXL_STUDENTS = ["lcm_lora", "lcm", "lightning", "dmd2", "turbo"]
 
 
 def _compose(overrides=()):
@@ -32,7 +34,7 @@ def cli(*args, cwd=ROOT, timeout=600):
 
 @pytest.mark.parametrize("group, option", [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))])
 def test_every_option_composes_and_builds(group, option):
-    cfg = _compose([f"{group}={option}"])
+    cfg = _compose([f"{group}={option}", "debug=smoke"])  # smoke: SDXL ids resolve to tiny local models
     node = cfg
     for part in group.split("/"):
         node = node[part]
@@ -40,7 +42,11 @@ def test_every_option_composes_and_builds(group, option):
         instantiate(node.model, schedule=instantiate(cfg.schedule))
     elif group != "guidance":
         assert instantiate(node) is not None
-    experiment.check(cfg)
+    if cfg.student.space == cfg.teacher.space:
+        experiment.check(cfg)
+    else:  # e.g. the SDXL teacher beside the default digits student
+        with pytest.raises(ConfigError, match="same latent space"):
+            experiment.check(cfg)
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
@@ -102,14 +108,39 @@ def test_multirun_sweeps_renoiser_and_lam(tmp_path):
         (["renoiser=next", "guidance.steps=4"], "renoiser=next"),
         (["student.num_steps=0"], "student.timesteps"),
         (["data.num_samples=abc"], "num_samples"),
-        (["data.num_samples=0"], "data.num_samples=0"),
+        (["data.num_samples=0"], "data.num_samples=0 "),
         (["renoiser=random", "renoiser.timestep.low=900", "renoiser.timestep.high=10"], "low <= high"),
         (["guidance.weights=[0.5,0.6]"], "guidance.weights"),
         (["student.model.checkpoint=/nonexistent/student.pt"], "/nonexistent/student.pt not found"),
+        (["student=dmd2", "teacher=digits"], "same latent space"),
     ],
 )
 def test_bad_input_fails_with_one_clear_line(args, message, tmp_path):
     out = cli("debug=tiny", *args, f"hydra.run.dir={tmp_path}/run")
     assert out.returncode != 0
-    assert message in out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    if out.returncode == 2:  # our own check: exactly one line
+        assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("error: ")
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_every_sdxl_student_runs_offline_in_smoke_mode(tmp_path):
+    """The users' command plus the profile, for every student: images, results and samples for both arms."""
+    out = cli("-m", f"student={','.join(SDXL_STUDENTS)}", "renoiser=random", "debug=smoke", f"hydra.sweep.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = sorted(p.parent for p in tmp_path.glob("*/results.json"))
+    assert len(jobs) == len(SDXL_STUDENTS)
+    for job in jobs:
+        res = json.loads((job / "results.json").read_text())
+        assert res["baseline"]["nfe"] == res["baseline"]["forwards"] == 4 and res["guided"]["nfe"] == 5
+        frame = pd.read_parquet(job / "samples.parquet")
+        assert len(frame) == 8 and set(frame.prompt) <= set(_compose(["student=dmd2"]).data.prompts)
+        for method in ("baseline", "guided"):
+            assert len(list((job / "images" / method).glob("0_*.png"))) == 4
+
+
+def test_missing_weights_fail_fast_with_one_line(tmp_path):
+    out = cli("student=dmd2", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert out.returncode == 2
+    line = out.stderr.strip()
+    assert line.count("\n") == 0 and "stabilityai/stable-diffusion-xl-base-1.0" in line and "models.sdxl_base=" in line

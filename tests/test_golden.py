@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from itd import solvers
-from itd.data.digits import DigitsPrompts
+from itd.data.digits import DigitsPrompts, DigitsWorld
 from itd.denoisers import CFGDenoiser
 from itd.guidance import GuidancePlan, TeacherGuidance
 from itd.models.toy import load_student, load_teacher
@@ -29,7 +29,7 @@ def short_run() -> dict[str, list[float]]:
     data, indices = DigitsPrompts(8), list(range(8))
     out = {}
     for name, g in (("baseline", None), ("guided", guidance)):
-        x = sample(load_student(schedule), solvers.lcm, lcm_timesteps(4), schedule, data.cond(indices), NoiseStreams(0, indices), (8, 8), g)
+        x = sample(load_student(schedule), solvers.lcm, lcm_timesteps(4), schedule, DigitsWorld().cond(data.prompts_at(indices)), NoiseStreams(0, indices), (8, 8), g)
         out[name] = x.flatten(1)[:, :4].flatten().tolist()
         out[f"{name}_sum"] = x.sum(dim=(1, 2)).tolist()
     return out

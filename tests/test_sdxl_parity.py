@@ -6,6 +6,8 @@ pipeline runs from the same folders with the scheduler each model card prescribe
 bit-identical at fp32.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 from diffusers import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, LCMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
@@ -79,31 +81,27 @@ def test_lcm_sdxl_with_guidance_embedding(tiny):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("steps", [2, 4])
-def test_sdxl_lightning(tiny, steps):
-    unet = UNet2DConditionModel.from_pretrained(tiny["unet"], local_files_only=True)
-    theirs = run_pipeline(tiny, euler_trailing, unet=unet, num_inference_steps=steps, guidance_scale=0.0)
-    student = lambda s: sdxl.load_student(s, tiny["base"], unet=tiny["unet"], unet_subfolder=None, consistency=False)  # noqa: E731
-    check(run_ours(tiny, student, solvers.euler, trailing_timesteps(steps)), theirs)
-
-
-@torch.no_grad()
 def test_dmd2_state_dict_with_explicit_timesteps(tiny):
     unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(tiny["base"], subfolder="unet"))
     unet.load_state_dict(torch.load(tiny["dmd2_unet"], weights_only=True))
     ts = [999, 749, 499, 249]
     theirs = run_pipeline(tiny, lcm_scheduler, unet=unet, timesteps=ts, guidance_scale=0.0)
-    student = lambda s: sdxl.load_student(s, tiny["base"], unet_state_dict=tiny["dmd2_unet"])  # noqa: E731
+    folder, name = str(Path(tiny["dmd2_unet"]).parent), Path(tiny["dmd2_unet"]).name
+    student = lambda s: sdxl.load_student(s, tiny["base"], unet=folder, unet_file=name)  # noqa: E731
     check(run_ours(tiny, student, solvers.lcm, explicit_timesteps(4, ts)), theirs)
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("steps", [1, 4])
-def test_sdxl_turbo(tiny, steps):
+@pytest.mark.parametrize(
+    "make_scheduler, solver, steps",
+    [(euler_trailing, solvers.euler, 2), (euler_trailing, solvers.euler, 4),  # SDXL-Lightning
+     (euler_ancestral_trailing, solvers.euler_ancestral, 1), (euler_ancestral_trailing, solvers.euler_ancestral, 4)],  # SDXL-Turbo
+)
+def test_euler_students_lightning_and_turbo(tiny, make_scheduler, solver, steps):
     unet = UNet2DConditionModel.from_pretrained(tiny["unet"], local_files_only=True)
-    theirs = run_pipeline(tiny, euler_ancestral_trailing, unet=unet, num_inference_steps=steps, guidance_scale=0.0)
+    theirs = run_pipeline(tiny, make_scheduler, unet=unet, num_inference_steps=steps, guidance_scale=0.0)
     student = lambda s: sdxl.load_student(s, tiny["base"], unet=tiny["unet"], unet_subfolder=None, consistency=False)  # noqa: E731
-    check(run_ours(tiny, student, solvers.euler_ancestral, trailing_timesteps(steps)), theirs)
+    check(run_ours(tiny, student, solver, trailing_timesteps(steps)), theirs)
 
 
 @torch.no_grad()
@@ -127,4 +125,4 @@ def test_missing_model_fails_at_once_with_one_line(tmp_path):
     with pytest.raises(sdxl.MissingModelError) as err:
         sdxl.load_unet("tianweiy/DMD2-does-not-exist", "unet", what="student.unet")
     message = str(err.value)
-    assert "\n" not in message and "student.unet" in message and "local path" in message
+    assert "\n" not in message and "student.unet" in message and "under `models:`" in message

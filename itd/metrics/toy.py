@@ -48,6 +48,7 @@ class DigitsMetrics:
 
     @torch.no_grad()
     def per_sample(self, x: Tensor, labels: Tensor) -> dict[str, np.ndarray]:
+        """Judge features, correctness and class probability of the images ``x`` asked to show ``labels``."""
         feats = self._features(x)
         logits = self.judge.head(torch.from_numpy(feats))
         probs = logits.softmax(-1)
@@ -59,4 +60,5 @@ class DigitsMetrics:
         }
 
     def aggregate(self, columns: dict[str, np.ndarray]) -> dict[str, float]:
+        """FD over all samples' features and mean accuracy, from the concatenated per-sample columns."""
         return {"fd": frechet_distance(columns["features"], self.reference), "accuracy": float(np.mean(columns["correct"]))}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +34,17 @@ def _fetch(load, model_id: str, allow_download: bool, **kwargs):
     """``load(model_id)`` (a from_pretrained or load_config) without network unless allowed; a model that is
     not here is one clear error."""
     try:
-        return load(model_id, local_files_only=not allow_download, **kwargs)
+        with warnings.catch_warnings():  # the hub's deprecation chatter on a failed lookup
+            warnings.simplefilter("ignore", UserWarning)
+            return load(model_id, local_files_only=not allow_download, **kwargs)
     except (OSError, ValueError):
         if Path(model_id).exists():
             raise
         sub = f" (subfolder {kwargs['subfolder']!r})" if kwargs.get("subfolder") else ""
         raise MissingModelError(
             f"model {model_id!r}{sub} is not available offline; download it (`huggingface-cli download "
-            f"{model_id}`) and set the config's id to the local path, or allow downloads with allow_download=true"
+            f"{model_id}`) and point its entry under `models:` at the copy (e.g. models.sdxl_base=/path/to/copy), "
+            "or set allow_download=true"
         ) from None
 
 
@@ -68,16 +72,39 @@ def load_unet(model_id: str, subfolder: str | None = "unet", dtype: str = "float
         return _unet(model_id, subfolder, dtype, device, allow_download)
 
 
-def load_unet_state_dict(base: str, state_dict_file: str, dtype: str, device: str, allow_download: bool, what: str):
-    """A UNet with base's architecture and weights from a raw state-dict file (DMD2's distribution)."""
+def _file(repo_or_folder: str, filename: str, allow_download: bool, what: str) -> Path:
+    """A file inside a local folder, or from a hub repo (its cache; downloaded only if allowed)."""
+    local = Path(repo_or_folder) / filename
+    if local.is_file():
+        return local
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_or_folder, filename, local_files_only=not allow_download))
+    except Exception:  # noqa: BLE001  (hub errors vary: offline, missing repo, missing file)
+        raise MissingModelError(
+            f"{what}: {filename!r} of {repo_or_folder!r} is not available offline; download it "
+            f"(`huggingface-cli download {repo_or_folder} {filename}`) and point its entry under `models:` at the "
+            "folder holding it, or set allow_download=true"
+        ) from None
+
+
+def load_unet_file(base: str, repo_or_folder: str, filename: str, dtype: str, device: str, allow_download: bool, what: str):
+    """A UNet with base's architecture and the weights of a raw state-dict file (.bin or .safetensors), as
+    DMD2 and SDXL-Lightning distribute their UNets."""
     from diffusers import UNet2DConditionModel
 
-    if not Path(state_dict_file).is_file():
-        raise MissingModelError(f"{what}: state-dict file {state_dict_file!r} not found; download it and set {what}=<local file>")
+    path = _file(repo_or_folder, filename, allow_download, what)
     with _naming("base"):
         config = _fetch(UNet2DConditionModel.load_config, base, allow_download, subfolder="unet")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     unet = UNet2DConditionModel.from_config(config)
-    unet.load_state_dict(torch.load(state_dict_file, map_location="cpu", weights_only=True), strict=True)
+    unet.load_state_dict(state, strict=True)
     return unet.to(device=device, dtype=_dtype(dtype)).eval().requires_grad_(False)
 
 
@@ -201,7 +228,7 @@ def load_student(
     base: str,
     unet: str | None = None,
     unet_subfolder: str | None = "unet",
-    unet_state_dict: str | None = None,
+    unet_file: str | None = None,
     lora: str | None = None,
     lora_weight_name: str | None = None,
     guidance: float | None = None,
@@ -210,13 +237,14 @@ def load_student(
     device: str = "cpu",
     allow_download: bool = False,
 ):
-    """An SDXL-family student: its own UNet (``unet`` folder or a raw ``unet_state_dict`` file), or a ``lora``
-    on base's UNet (loaded unfused under the name "student", sharing the UNet with the teacher).
+    """An SDXL-family student: its own UNet (a diffusers folder ``unet``/``unet_subfolder``, or a raw state-dict
+    ``unet_file`` inside ``unet``), or a ``lora`` on base's UNet (loaded unfused, sharing the UNet with the teacher).
 
     consistency: LCM-style boundary condition (LCM, LCM-LoRA, DMD2) or a plain eps-prediction (Euler students).
+    guidance: LCM-SDXL's distilled guidance scale (its w-embedding).
     """
-    if unet_state_dict is not None:
-        net = load_unet_state_dict(base, unet_state_dict, dtype, device, allow_download, "student.unet_state_dict")
+    if unet is not None and unet_file is not None:
+        net = load_unet_file(base, unet, unet_file, dtype, device, allow_download, "student.unet")
     elif unet is not None:
         net = load_unet(unet, unet_subfolder, dtype, device, allow_download, "student.unet")
     else:
@@ -247,3 +275,58 @@ def _load_lora(unet, lora: str, weight_name: str | None, allow_download: bool) -
             ) from None
         StableDiffusionXLPipeline.load_lora_into_unet(state_dict, network_alphas=alphas, unet=unet, adapter_name=name, metadata=metadata)
     unet.set_adapters(name)
+
+
+class PngWriter:
+    """Writes each image as ``images/<method>/<seed>_<index>.png`` as it is generated (atomic per file)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def add(self, seed: int, indices, images: Tensor) -> None:
+        from PIL import Image
+
+        from itd.io import atomic_write
+
+        pixels = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for i, array in zip(indices, pixels):
+            atomic_write(self.folder / f"{seed}_{i:05d}.png", lambda p, a=array: Image.fromarray(a).save(p, format="PNG"))
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class SDXLWorld:
+    """Conditioning, decoding and storage shared by every SDXL-family model: one text stack, one VAE.
+
+    vae: null for base's own VAE, or e.g. ``madebyollin/sdxl-vae-fp16-fix`` (with vae_subfolder null);
+    use the same VAE in every arm of a comparison.
+    """
+
+    base: str
+    height: int = 1024
+    width: int = 1024
+    negative_prompt: str | None = None
+    vae: str | None = None
+    vae_subfolder: str | None = "vae"
+    dtype: str = "float32"
+    device: str = "cpu"
+    allow_download: bool = False
+
+    def __post_init__(self):
+        self.text = load_text(self.base, self.dtype, self.device, self.allow_download)
+        self.autoencoder = load_vae(self.vae or self.base, self.vae_subfolder if self.vae else "vae", self.dtype, self.device, self.allow_download)
+        factor = 2 ** (len(self.autoencoder.config.block_out_channels) - 1)
+        if self.height % factor or self.width % factor:
+            raise ValueError(f"world.height/width must be multiples of the VAE's factor {factor}")
+        self.shape = (self.autoencoder.config.latent_channels, self.height // factor, self.width // factor)
+
+    def cond(self, prompts: list[str], device: torch.device | str = "cpu") -> Cond:
+        return self.text.encode(prompts, self.height, self.width, self.negative_prompt)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        return decode(self.autoencoder, latents)
+
+    def writer(self, out_dir: Path, method: str) -> PngWriter:
+        return PngWriter(Path(out_dir) / "images" / method)
