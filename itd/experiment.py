@@ -56,7 +56,17 @@ def _build(node, what: str, **kwargs):
         raise ConfigError(str(cause) if isinstance(cause, MissingModelError) else f"{what}: {cause}") from err
 
 
-def check(cfg: DictConfig) -> tuple[GuidancePlan, list[int]]:
+@dataclass(frozen=True)
+class Checked:
+    """What ``check`` built on the way (cheap, model-free), reused by ``build``."""
+
+    plan: GuidancePlan
+    timesteps: list[int]
+    renoiser: object
+    data: object
+
+
+def check(cfg: DictConfig) -> Checked:
     """Everything that can be checked without a model; raises ConfigError with one line."""
     for teacher in [cfg.teacher, *cfg.guidance.extra_teachers]:
         if teacher.space != cfg.student.space:
@@ -70,19 +80,20 @@ def check(cfg: DictConfig) -> tuple[GuidancePlan, list[int]]:
         timesteps = check_timesteps(_build(cfg.student.timesteps, "student.timesteps")(cfg.student.num_steps))
     except ValueError as err:
         raise ConfigError(f"student.timesteps: {err}") from None
-    plan.validate(len(timesteps), _build(cfg.renoiser, "renoiser"))
+    renoiser = _build(cfg.renoiser, "renoiser")
+    plan.validate(len(timesteps), renoiser)
     check_weights(g["weights"], 1 + len(g["extra_teachers"]))
-    _build(cfg.data, "data")
+    data = _build(cfg.data, "data")
     if not cfg.seeds:
         raise ConfigError("seeds is empty; give at least one, e.g. seeds=[0]")
     if cfg.batch_size < 1:
         raise ConfigError(f"batch_size={cfg.batch_size} must be >= 1")
-    return plan, timesteps
+    return Checked(plan, timesteps, renoiser, data)
 
 
 def build(cfg: DictConfig) -> Experiment:
     """Check ``cfg``, then load the models and build everything a run needs."""
-    plan, timesteps = check(cfg)
+    checked = check(cfg)
     schedule = _build(cfg.schedule, "schedule")
     teachers = [
         CFGDenoiser(_build(t.model, f"teacher {t.name}", schedule=schedule), t.cfg_scale, schedule)
@@ -92,11 +103,11 @@ def build(cfg: DictConfig) -> Experiment:
     return Experiment(
         schedule=schedule,
         student=_build(cfg.student.model, f"student {cfg.student.name}", schedule=schedule),
-        timesteps=timesteps,
+        timesteps=checked.timesteps,
         solver=_build(cfg.solver, "solver"),
-        guidance=TeacherGuidance(plan, teachers, _build(cfg.renoiser, "renoiser"), schedule, weights),
+        guidance=TeacherGuidance(checked.plan, teachers, checked.renoiser, schedule, weights),
         world=_build(cfg.world, "world"),
-        data=_build(cfg.data, "data"),
+        data=checked.data,
         metrics=_build(cfg.metrics, "metrics"),
         seeds=list(cfg.seeds),
         batch_size=cfg.batch_size,
