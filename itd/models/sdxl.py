@@ -167,15 +167,15 @@ def load_vae(model_id: str, subfolder: str | None = "vae", dtype: str = "float32
     kwargs = {"subfolder": subfolder} if subfolder else {}
     with _naming("vae"):
         vae = _fetch(AutoencoderKL.from_pretrained, model_id, allow_download, dtype=_dtype(dtype), **kwargs)
+    if getattr(vae.config, "force_upcast", False):  # SDXL's own VAE overflows in fp16: keep it fp32, once, here
+        vae = vae.to(torch.float32)
     return vae.to(device).eval().requires_grad_(False)
 
 
 @torch.no_grad()
 def decode(vae, latents: Tensor) -> Tensor:
-    """Latents to images in [-1, 1], [B, 3, H, W]; fp32 where the VAE asks for it (force_upcast)."""
-    dtype = torch.float32 if getattr(vae.config, "force_upcast", False) else vae.dtype
-    vae = vae.to(dtype)
-    return vae.decode(latents.to(dtype) / vae.config.scaling_factor).sample.clamp(-1, 1)
+    """Latents to images in [-1, 1], [B, 3, H, W], in the VAE's own dtype (see ``load_vae``)."""
+    return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample.clamp(-1, 1)
 
 
 def guidance_scale_embedding(w: Tensor, dim: int) -> Tensor:
