@@ -8,10 +8,8 @@ one UNet (the teacher runs it with the adapter disabled) and every model shares 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,42 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from itd.denoisers import Cond, ConsistencyDenoiser, EpsDenoiser
+from itd.models.hub import MissingModelError, dtype_of, fetch, hub_file, naming  # noqa: F401  (MissingModelError re-exported)
 from itd.schedule import NoiseSchedule
-
-
-class MissingModelError(FileNotFoundError):
-    """A model id that is neither a local folder/file nor in the local hub cache (offline)."""
-
-
-def _dtype(name: str | torch.dtype) -> torch.dtype:
-    return name if isinstance(name, torch.dtype) else getattr(torch, name)
-
-
-def _fetch(load, model_id: str, allow_download: bool, **kwargs):
-    """``load(model_id)`` (a from_pretrained or load_config) without network unless allowed; a model that is
-    not here is one clear error."""
-    try:
-        with warnings.catch_warnings():  # the hub's deprecation chatter on a failed lookup
-            warnings.simplefilter("ignore", UserWarning)
-            return load(model_id, local_files_only=not allow_download, **kwargs)
-    except (OSError, ValueError):
-        if Path(model_id).exists():
-            raise
-        sub = f" (subfolder {kwargs['subfolder']!r})" if kwargs.get("subfolder") else ""
-        raise MissingModelError(
-            f"model {model_id!r}{sub} is not available offline; download it (`huggingface-cli download "
-            f"{model_id}`) and point its entry under `models:` at the copy (e.g. models.sdxl_base=/path/to/copy), "
-            "or set allow_download=true"
-        ) from None
-
-
-@contextlib.contextmanager
-def _naming(what: str):
-    """Prefix a MissingModelError with the config key that named the model."""
-    try:
-        yield
-    except MissingModelError as err:
-        raise MissingModelError(f"{what}: {err}") from None
 
 
 @functools.lru_cache(maxsize=None)
@@ -62,31 +26,14 @@ def _unet(model_id: str, subfolder: str | None, dtype: str, device: str, allow_d
     from diffusers import UNet2DConditionModel
 
     kwargs = {"subfolder": subfolder} if subfolder else {}
-    unet = _fetch(UNet2DConditionModel.from_pretrained, model_id, allow_download, dtype=_dtype(dtype), **kwargs)
+    unet = fetch(UNet2DConditionModel.from_pretrained, model_id, allow_download, dtype=dtype_of(dtype), **kwargs)
     return unet.to(device).eval().requires_grad_(False)
 
 
 def load_unet(model_id: str, subfolder: str | None = "unet", dtype: str = "float32", device: str = "cpu", allow_download: bool = False, what: str = "unet"):
     """A UNet2DConditionModel from a diffusers folder; one cached instance per (id, subfolder, dtype, device)."""
-    with _naming(what):
+    with naming(what):
         return _unet(model_id, subfolder, dtype, device, allow_download)
-
-
-def _file(repo_or_folder: str, filename: str, allow_download: bool, what: str) -> Path:
-    """A file inside a local folder, or from a hub repo (its cache; downloaded only if allowed)."""
-    local = Path(repo_or_folder) / filename
-    if local.is_file():
-        return local
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(repo_or_folder, filename, local_files_only=not allow_download))
-    except Exception:  # noqa: BLE001  (hub errors vary: offline, missing repo, missing file)
-        raise MissingModelError(
-            f"{what}: {filename!r} of {repo_or_folder!r} is not available offline; download it "
-            f"(`huggingface-cli download {repo_or_folder} {filename}`) and point its entry under `models:` at the "
-            "folder holding it, or set allow_download=true"
-        ) from None
 
 
 def load_unet_file(base: str, repo_or_folder: str, filename: str, dtype: str, device: str, allow_download: bool, what: str):
@@ -94,9 +41,9 @@ def load_unet_file(base: str, repo_or_folder: str, filename: str, dtype: str, de
     DMD2 and SDXL-Lightning distribute their UNets."""
     from diffusers import UNet2DConditionModel
 
-    path = _file(repo_or_folder, filename, allow_download, what)
-    with _naming("base"):
-        config = _fetch(UNet2DConditionModel.load_config, base, allow_download, subfolder="unet")
+    path = hub_file(repo_or_folder, filename, allow_download, what)
+    with naming("base"):
+        config = fetch(UNet2DConditionModel.load_config, base, allow_download, subfolder="unet")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -105,7 +52,7 @@ def load_unet_file(base: str, repo_or_folder: str, filename: str, dtype: str, de
         state = torch.load(path, map_location="cpu", weights_only=True)
     unet = UNet2DConditionModel.from_config(config)
     unet.load_state_dict(state, strict=True)
-    return unet.to(device=device, dtype=_dtype(dtype)).eval().requires_grad_(False)
+    return unet.to(device=device, dtype=dtype_of(dtype)).eval().requires_grad_(False)
 
 
 @dataclass
@@ -149,13 +96,13 @@ def load_text(base: str, dtype: str = "float32", device: str = "cpu", allow_down
     from diffusers import DiffusionPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-    with _naming("base"):
-        tok = [_fetch(CLIPTokenizer.from_pretrained, base, allow_download, subfolder=s) for s in ("tokenizer", "tokenizer_2")]
+    with naming("base"):
+        tok = [fetch(CLIPTokenizer.from_pretrained, base, allow_download, subfolder=s) for s in ("tokenizer", "tokenizer_2")]
         enc = [
-            _fetch(cls.from_pretrained, base, allow_download, subfolder=s, dtype=_dtype(dtype)).to(device).eval()
+            fetch(cls.from_pretrained, base, allow_download, subfolder=s, dtype=dtype_of(dtype)).to(device).eval()
             for cls, s in ((CLIPTextModel, "text_encoder"), (CLIPTextModelWithProjection, "text_encoder_2"))
         ]
-        config = _fetch(DiffusionPipeline.load_config, base, allow_download)
+        config = fetch(DiffusionPipeline.load_config, base, allow_download)
     return SDXLText(tuple(tok), tuple(enc), bool(config.get("force_zeros_for_empty_prompt", True)))
 
 
@@ -165,8 +112,8 @@ def load_vae(model_id: str, subfolder: str | None = "vae", dtype: str = "float32
     from diffusers import AutoencoderKL
 
     kwargs = {"subfolder": subfolder} if subfolder else {}
-    with _naming("vae"):
-        vae = _fetch(AutoencoderKL.from_pretrained, model_id, allow_download, dtype=_dtype(dtype), **kwargs)
+    with naming("vae"):
+        vae = fetch(AutoencoderKL.from_pretrained, model_id, allow_download, dtype=dtype_of(dtype), **kwargs)
     if getattr(vae.config, "force_upcast", False):  # SDXL's own VAE overflows in fp16: keep it fp32, once, here
         vae = vae.to(torch.float32)
     return vae.to(device).eval().requires_grad_(False)
@@ -287,8 +234,9 @@ class PngWriter:
         from PIL import Image
 
         from itd.io import atomic_write
+        from itd.metrics.images import to_uint8
 
-        pixels = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        pixels = to_uint8(images)
         for i, array in zip(indices, pixels):
             atomic_write(self.folder / f"{seed}_{i:05d}.png", lambda p, a=array: Image.fromarray(a).save(p, format="PNG"))
 
