@@ -58,7 +58,8 @@ class RunConf:
     dtype: str = "float32"  # SDXL-family weights and activations (float16 / bfloat16 on CUDA)
     allow_download: bool = False  # let loaders fetch missing models from the hub
     resolution: int = 1024  # SDXL-family image size (pixels, square)
-    models: Dict[str, str] = field(default_factory=dict)  # hub ids or local paths, one place
+    models: Dict[str, Optional[str]] = field(default_factory=dict)  # hub ids or local paths, one place
+    fid_reference: Optional[str] = None  # a folder of reference images or an .npz with mu, sigma
     schedule: Any = MISSING
     world: Any = MISSING
     student: StudentConf = MISSING

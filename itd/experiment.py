@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from itd.denoisers import CFGDenoiser, Denoiser
 from itd.guidance import ConfigError, GuidancePlan, TeacherGuidance, check_weights
-from itd.io import atomic_write, write_json
-from itd.models.sdxl import MissingModelError
+from itd.io import atomic_write, save_npz, write_json
+from itd.models.hub import MissingModelError
 from itd.noise import NoiseStreams
 from itd.sampling import NFECounter, Solver, sample
 from itd.schedule import NoiseSchedule, check_timesteps
@@ -94,6 +94,7 @@ def check(cfg: DictConfig) -> Checked:
 def build(cfg: DictConfig) -> Experiment:
     """Check ``cfg``, then load the models and build everything a run needs."""
     checked = check(cfg)
+    metrics = _build(cfg.metrics, "metrics")  # checks its files now; loads its networks on first use
     schedule = _build(cfg.schedule, "schedule")
     teachers = [
         CFGDenoiser(_build(t.model, f"teacher {t.name}", schedule=schedule), t.cfg_scale, schedule)
@@ -108,7 +109,7 @@ def build(cfg: DictConfig) -> Experiment:
         guidance=TeacherGuidance(checked.plan, teachers, checked.renoiser, schedule, weights),
         world=_build(cfg.world, "world"),
         data=checked.data,
-        metrics=_build(cfg.metrics, "metrics"),
+        metrics=metrics,
         seeds=list(cfg.seeds),
         batch_size=cfg.batch_size,
         device=cfg.device,
@@ -163,14 +164,20 @@ def run(exp: Experiment, out_dir: str | Path) -> dict:
     writers = {m: exp.world.writer(out_dir, m) for m in METHODS}
     rows, grid = [], {}
     indices = list(range(exp.data.num_samples))
-    for seed, method in tqdm([(s, m) for s in exp.seeds for m in METHODS], desc="generate + evaluate"):
-        keep = 40 if seed == exp.seeds[0] else 0
-        cols, nfe, seconds, kept = generate(exp, seed, method == "guided", writers[method], keep, desc=f"seed {seed} {method}")
-        grid.setdefault(method, kept)
-        agg = exp.metrics.aggregate(cols)
-        per_seed[method].append({**agg, "nfe": nfe.student_calls + nfe.teacher_calls, "forwards": nfe.forwards, "seconds": seconds})
-        scalar_cols = {k: v for k, v in cols.items() if np.ndim(v) == 1}
-        rows.append(pd.DataFrame({"method": method, "seed": seed, "index": indices, **exp.data.describe(indices), **scalar_cols}))
+    for seed in exp.seeds:
+        cols = {}
+        for method in tqdm(METHODS, desc=f"seed {seed}: generate + evaluate"):
+            keep = 40 if seed == exp.seeds[0] else 0
+            cols[method], nfe, seconds, kept = generate(exp, seed, method == "guided", writers[method], keep, desc=f"seed {seed} {method}")
+            grid.setdefault(method, kept)
+            save_features(out_dir, method, seed, cols[method])
+            agg = exp.metrics.aggregate(cols[method])
+            per_seed[method].append({**agg, "nfe": nfe.student_calls + nfe.teacher_calls, "forwards": nfe.forwards, "seconds": seconds})
+            scalar_cols = {k: v for k, v in cols[method].items() if np.ndim(v) == 1}
+            rows.append(pd.DataFrame({"method": method, "seed": seed, "index": indices, **exp.data.describe(indices), **scalar_cols}))
+        if hasattr(exp.metrics, "paired"):  # arm vs arm on the same prompts and noise (PickScore's win-rate)
+            for this, other in (("baseline", "guided"), ("guided", "baseline")):
+                per_seed[this][-1].update(exp.metrics.paired(cols[other], cols[this]))
     for writer in writers.values():
         writer.close()
     results = {m: _summary(per_seed[m]) for m in METHODS}
@@ -187,6 +194,15 @@ def run(exp: Experiment, out_dir: str | Path) -> dict:
     if exp.logger is not None:
         exp.logger.log(results, exp.config, grid_png)
     return results
+
+
+def save_features(out_dir: Path, method: str, seed: int, columns: dict[str, np.ndarray]) -> Path | None:
+    """Per-sample arrays with more than one value per sample (FID features) -> ``features/<method>_seed<seed>.npz``,
+    rows in sample-index order, so FID over several runs is computed from merged features."""
+    arrays = {k: v for k, v in columns.items() if np.ndim(v) > 1}
+    if not arrays:
+        return None
+    return atomic_write(out_dir / "features" / f"{method}_seed{seed}.npz", lambda p: save_npz(p, **arrays))
 
 
 def save_grid(path: Path, baseline: torch.Tensor, guided: torch.Tensor, per_row: int = 10) -> Path:
@@ -215,16 +231,14 @@ def save_grid(path: Path, baseline: torch.Tensor, guided: torch.Tensor, per_row:
 
 
 def format_table(results: dict) -> str:
-    """The console table: mean ± std over seeds, and guided/baseline ratios."""
-    keys = [k for k in ("fd", "accuracy", "nfe", "forwards", "seconds") if k in results["baseline"]]
-    lines = [f"{'method':<10}" + "".join(f"{k:>20}" for k in keys)]
+    """The console table: every metric's mean ± std over seeds, and the guided/baseline ratios."""
+    keys = [k for k in results["baseline"] if not k.endswith("_std")]
+    width = max(14, *(len(k) + 2 for k in keys))
+    lines = [f"{'method':<10}" + "".join(f"{k:>{width}}" for k in keys)]
     for method in (*METHODS, "ratio"):
         cells = []
         for k in keys:
-            if k in results[method]:
-                std = results[method].get(f"{k}_std")
-                cells.append(f"{results[method][k]:.4g}" + (f" ± {std:.2g}" if std is not None else ""))
-            else:
-                cells.append(f"{results['guided'][k] / results['baseline'][k]:.4g}")
-        lines.append(f"{method:<10}" + "".join(f"{c:>20}" for c in cells))
+            value, std = results[method].get(k), results[method].get(f"{k}_std")
+            cells.append("-" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if std is not None else ""))
+        lines.append(f"{method:<10}" + "".join(f"{c:>{width}}" for c in cells))
     return "\n".join(lines)

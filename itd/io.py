@@ -23,3 +23,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 def write_json(path: str | Path, obj) -> Path:
     return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n"))
+
+
+def save_npz(path: str | Path, **arrays) -> None:
+    """``np.savez`` to exactly ``path`` (given a name, numpy would append ``.npz`` to a temporary file's)."""
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)

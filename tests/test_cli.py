@@ -18,6 +18,7 @@ from itd.guidance import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+DATA = ROOT / "tests" / "data"
 GROUPS = ["world", "data", "student", "teacher", "solver", "renoiser", "renoiser/noise", "guidance", "metrics", "logger"]
 SDXL_STUDENTS = ["lcm_lora", "lcm", "lightning", "dmd2", "turbo"]
 
@@ -34,7 +35,8 @@ def cli(*args, cwd=ROOT, timeout=600):
 
 @pytest.mark.parametrize("group, option", [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))])
 def test_every_option_composes_and_builds(group, option):
-    cfg = _compose([f"{group}={option}", "debug=smoke"])  # smoke: SDXL ids resolve to tiny local models
+    files = {"coco": ["data.annotations=" + str(DATA / "captions_tiny.json"), "data.num_samples=2"], "parti": ["data.file=" + str(DATA / "parti_tiny.tsv")]}
+    cfg = _compose([f"{group}={option}", "debug=smoke", *(files.get(option, []) if group == "data" else [])])  # smoke: tiny local models
     node = cfg
     for part in group.split("/"):
         node = node[part]
@@ -113,6 +115,9 @@ def test_multirun_sweeps_renoiser_and_lam(tmp_path):
         (["guidance.weights=[0.5,0.6]"], "guidance.weights"),
         (["student.model.checkpoint=/nonexistent/student.pt"], "/nonexistent/student.pt not found"),
         (["student=dmd2", "teacher=digits"], "same latent space"),
+        (["student=dmd2", "metrics=paper", "fid_reference=null"], "metrics.fid.reference is not set"),
+        (["student=dmd2", "data=coco"], "data.annotations is not set"),
+        (["student=dmd2", "data=coco", f"data.annotations={DATA / 'captions_tiny.json'}"], "holds only 4 prompts"),
     ],
 )
 def test_bad_input_fails_with_one_clear_line(args, message, tmp_path):
@@ -144,3 +149,30 @@ def test_missing_weights_fail_fast_with_one_line(tmp_path):
     assert out.returncode == 2
     line = out.stderr.strip()
     assert line.count("\n") == 0 and "stabilityai/stable-diffusion-xl-base-1.0" in line and "models.sdxl_base=" in line
+
+
+def test_paper_metrics_run_end_to_end_offline_in_smoke_mode(tmp_path):
+    """FID, ImageReward, PickScore (raw + win-rate) and CLIP score on tiny networks, COCO-format prompts."""
+    out = cli("debug=smoke", "metrics=paper", "student=dmd2", "data=coco", f"data.annotations={DATA / 'captions_tiny.json'}",
+              "data.num_samples=4", "seeds=[0,1]", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    for method in ("baseline", "guided"):
+        assert {"fid", "image_reward", "pickscore", "pickscore_winrate", "clip_score"} <= set(res[method])
+        assert all(np.isfinite(v) for v in res[method].values())
+    for b, g in zip(res["per_seed"]["baseline"], res["per_seed"]["guided"]):
+        assert b["pickscore_winrate"] + g["pickscore_winrate"] == pytest.approx(1.0)
+    frame = pd.read_parquet(tmp_path / "samples.parquet")
+    assert {"prompt", "image_id", "file_name", "image_reward", "pickscore", "clip_score"} <= set(frame.columns) and len(frame) == 16
+    for method in ("baseline", "guided"):  # the means of the per-sample values are the reported aggregates
+        rows = frame[frame.method == method]
+        assert rows.groupby("seed").image_reward.mean().mean() == pytest.approx(res[method]["image_reward"], rel=1e-6)
+    # FID recomputed from the saved features alone equals the reported one
+    from itd.metrics.fid import frechet
+
+    with np.load(next(Path(os.environ["ITD_CACHE"]).glob("fid_stats/*.npz"))) as stats:
+        reference = stats["mu"], stats["sigma"]
+    for seed, reported in zip((0, 1), res["per_seed"]["guided"]):
+        with np.load(tmp_path / "features" / f"guided_seed{seed}.npz") as f:
+            assert frechet(f["fid_features"].astype(np.float64), reference) == pytest.approx(reported["fid"], rel=1e-9)
+    assert "pickscore_winrate" in out.stdout and not list(tmp_path.rglob("*.tmp*"))

@@ -1,4 +1,4 @@
-"""Smoke mode: every SDXL-family id of ``conf/models`` replaced by a tiny random-weight stand-in.
+"""Smoke mode: every model id under ``models:`` replaced by a tiny random-weight stand-in.
 
 ``smoke_models()`` builds the tiny models once (``itd.models.tiny``) and lays them out as the real
 repositories are laid out, file names included, so the real loaders run unchanged. Configs reach it
@@ -54,6 +54,21 @@ def smoke_models(root: str | None = None) -> dict[str, str]:
     }
 
 
+@functools.lru_cache(maxsize=None)
+def smoke_metric_models(root: str | None = None) -> dict[str, str]:
+    """Stand-ins for the metric networks and the FID reference: inception, fid_reference, image_reward,
+    image_reward_tokenizer, pickscore, clip (``itd.models.tiny_metrics``)."""
+    from itd.models.tiny_metrics import build_tiny_metric_models
+
+    return {k: str(v) for k, v in build_tiny_metric_models((Path(root) if root else cache_dir()) / "tiny_metrics").items()}
+
+
+def resolve(key: str) -> str:
+    """``${smoke:<key>}``: an SDXL-family stand-in, or a metric one (built only when a config asks for it)."""
+    models = smoke_models()
+    return models[key] if key in models else smoke_metric_models()[key]
+
+
 def register_resolver() -> None:
     if not OmegaConf.has_resolver("smoke"):
-        OmegaConf.register_new_resolver("smoke", lambda key: smoke_models()[key])
+        OmegaConf.register_new_resolver("smoke", resolve)

@@ -78,18 +78,7 @@ def build_tiny_models(root: str | Path, seed: int = 0) -> dict[str, Path]:
     process publishes first, its build is used. A non-empty ``root`` without a marker is never touched.
     """
     root = Path(root)
-    marker = f"{VERSION} seed={seed}\n"
-    if _marker(root) != marker:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.build-", dir=root.parent))
-        tmp.chmod(0o755)  # mkdtemp makes it private; the published folder should not be
-        try:
-            with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG state alone
-                _build(tmp, seed)
-            (tmp / MARKER).write_text(marker)
-            _publish(tmp, root, marker)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    build_once(root, f"{VERSION} seed={seed}\n", lambda out: _build(out, seed))
     return {
         "base": root / "base",
         "lcm_unet": root / "lcm_unet",
@@ -97,6 +86,23 @@ def build_tiny_models(root: str | Path, seed: int = 0) -> dict[str, Path]:
         "dmd2_unet": root / "dmd2_unet.bin",
         "lora": root / "lora",
     }
+
+
+def build_once(root: Path, marker: str, build) -> None:
+    """Run ``build(tmp)`` in a temporary sibling of ``root`` and publish it as ``root`` (marker written last),
+    unless ``root`` already holds a finished build with the same marker."""
+    if _marker(root) == marker:
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.build-", dir=root.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the published folder should not be
+    try:
+        with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG state alone
+            build(tmp)
+        (tmp / MARKER).write_text(marker)
+        _publish(tmp, root, marker)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _marker(root: Path) -> str | None:
@@ -130,7 +136,7 @@ def _build(out: Path, seed: int) -> None:
     from peft.utils import get_peft_model_state_dict
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    tokenizer = _tokenizer()
+    tokenizer = clip_tokenizer()
     text_config = CLIPTextConfig(
         hidden_size=32,
         intermediate_size=37,
@@ -174,7 +180,7 @@ def _build(out: Path, seed: int) -> None:
     StableDiffusionXLPipeline.save_lora_weights(out / "lora", unet_lora_layers=get_peft_model_state_dict(unet))
 
 
-def _tokenizer():
+def clip_tokenizer():
     """A CLIP byte-level BPE tokenizer over a tiny hand-written vocabulary (every byte, with and without </w>)."""
     from transformers import CLIPTokenizer
 
