@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
@@ -84,11 +84,22 @@ def check(cfg: DictConfig) -> Checked:
     plan.validate(len(timesteps), renoiser)
     check_weights(g["weights"], 1 + len(g["extra_teachers"]))
     data = _build(cfg.data, "data")
+    if _scores_text_to_image(cfg.metrics) and not isinstance(data.prompts_at([0])[0], str):
+        raise ConfigError(
+            f"these metrics score RGB images against text prompts, but student {cfg.student.name} makes {cfg.student.space} "
+            "samples of class labels: use its own metrics (metrics=digits) or an SDXL student (e.g. student=dmd2)"
+        )
     if not cfg.seeds:
         raise ConfigError("seeds is empty; give at least one, e.g. seeds=[0]")
     if cfg.batch_size < 1:
         raise ConfigError(f"batch_size={cfg.batch_size} must be >= 1")
     return Checked(plan, timesteps, renoiser, data)
+
+
+def _scores_text_to_image(metrics: DictConfig) -> bool:
+    """Whether the metrics node, or one of the metrics it combines, is a text-to-image metric (FID, ImageReward, ...)."""
+    nodes = [metrics, *(v for v in metrics.values() if isinstance(v, DictConfig))]
+    return any(getattr(get_object(n._target_), "text_to_image", False) for n in nodes if n.get("_target_"))
 
 
 def build(cfg: DictConfig) -> Experiment:

@@ -116,6 +116,7 @@ def test_multirun_sweeps_renoiser_and_lam(tmp_path):
         (["student.model.checkpoint=/nonexistent/student.pt"], "/nonexistent/student.pt not found"),
         (["student=dmd2", "teacher=digits"], "same latent space"),
         (["student=dmd2", "metrics=paper", "fid_reference=null"], "metrics.fid.reference is not set"),
+        (["metrics=paper"], "score RGB images against text prompts"),
         (["student=dmd2", "data=coco"], "data.annotations is not set"),
         (["student=dmd2", "data=coco", f"data.annotations={DATA / 'captions_tiny.json'}"], "holds only 4 prompts"),
     ],
@@ -153,7 +154,7 @@ def test_missing_weights_fail_fast_with_one_line(tmp_path):
 
 def test_paper_metrics_run_end_to_end_offline_in_smoke_mode(tmp_path):
     """FID, ImageReward, PickScore (raw + win-rate) and CLIP score on tiny networks, COCO-format prompts."""
-    out = cli("debug=smoke", "metrics=paper", "student=dmd2", "data=coco", f"data.annotations={DATA / 'captions_tiny.json'}",
+    out = cli("debug=smoke", "metrics=paper", "data=coco", f"data.annotations={DATA / 'captions_tiny.json'}",
               "data.num_samples=4", "seeds=[0,1]", f"hydra.run.dir={tmp_path}")
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads((tmp_path / "results.json").read_text())

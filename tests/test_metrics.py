@@ -73,12 +73,16 @@ def test_fid_loads_its_network_from_the_weights_file_and_caches_reference_statis
     assert len(list(cache.glob("*.npz"))) == 2
 
 
-def test_fid_without_inception_weights_is_one_line_naming_the_file(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode, name", [("clean", "inception-2015-12-05.pt"), ("legacy_pytorch", "pt_inception-2015-12-05-6726825d.pth")])
+def test_fid_without_inception_weights_is_one_line_naming_the_file(mode, name, tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("ITD_CACHE", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(MissingModelError) as err:
-        FID(str(tiny["fid_reference"]))
+        FID(str(tiny["fid_reference"]), mode=mode)
     message = str(err.value)
-    assert "\n" not in message and "inception-2015-12-05.pt" in message and str(tmp_path) in message and "metrics.fid.weights" in message
+    assert "\n" not in message and name in message and str(tmp_path) in message and "https://" in message
+    with pytest.raises(ValueError, match="torch hub's cache"):
+        FID(str(tiny["fid_reference"]), mode="legacy_pytorch", weights=str(tiny["inception"]))
 
 
 @pytest.mark.parametrize("reference, message", [(None, "metrics.fid.reference is not set"), ("/nonexistent/coco", "does not exist")])

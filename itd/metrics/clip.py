@@ -38,6 +38,8 @@ def load_clip(model: str, processor: str, dtype: str, device: str, allow_downloa
 class _Clip:
     """Cosine similarity of images and their prompts under one CLIP model, in batches."""
 
+    text_to_image = True  # scores RGB images (of text prompts): see experiment.build
+
     name = "clip"
 
     def __init__(self, model: str, processor: str | None = None, batch_size: int = 16, dtype: str = "float32",

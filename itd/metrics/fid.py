@@ -66,7 +66,19 @@ class TorchScriptInception(torch.nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.base.layers((x - 128) / 128).reshape(len(x), -1)
 
-    cache_key = None  # set by the loader: file name and size
+
+class PytorchFidInception(torch.nn.Module):
+    """pytorch-fid's Inception as clean-fid's ``legacy_pytorch`` mode runs it: pixels in [0, 255] at 299x299 ->
+    pool features. Its weights come from torch hub's cache (``default_weights("legacy_pytorch")``)."""
+
+    def __init__(self):
+        from cleanfid.inception_pytorch import InceptionV3
+
+        super().__init__()
+        self.net = InceptionV3(output_blocks=[3], resize_input=False).eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x / 255)[0].flatten(1)
 
 
 def inception_file(mode: str, weights: str | None, missing_ok: bool = False) -> Path:
@@ -87,7 +99,7 @@ def inception_file(mode: str, weights: str | None, missing_ok: bool = False) -> 
     return path
 
 
-def load_inception(mode: str, weights: str | None, allow_download: bool) -> Callable[[Tensor], Tensor]:
+def load_inception(mode: str, weights: str | None, allow_download: bool) -> torch.nn.Module:
     """The Inception of ``mode`` as ``f(pixels [N, 3, 299, 299] in [0, 255]) -> [N, 2048]``; offline, a missing
     file is one MissingModelError line naming it and where to put it."""
     path = inception_file(mode, weights, missing_ok=allow_download)
@@ -98,14 +110,8 @@ def load_inception(mode: str, weights: str | None, allow_download: bool) -> Call
             path.parent.mkdir(parents=True, exist_ok=True)
             check_download_inception(str(path.parent))
             path = path.parent / "inception-2015-12-05.pt"
-    if mode == "clean":
-        net = TorchScriptInception(path)
-    else:
-        from cleanfid.inception_pytorch import InceptionV3
-
-        inception = InceptionV3(output_blocks=[3], resize_input=False).eval()  # reads the hub cache (downloads if allowed)
-        net = lambda x: inception(x / 255)[0].flatten(1)  # noqa: E731
-    net.cache_key = f"{mode}:{path.name}:{path.stat().st_size}"
+    net = TorchScriptInception(path) if mode == "clean" else PytorchFidInception()
+    net.cache_key = f"{mode}:{path.name}:{path.stat().st_size}"  # reference statistics are cached per network
     return net
 
 
@@ -132,6 +138,8 @@ class FID:
     reference_size: centre-crop and resize reference images to this square size first (null: as they are).
     cache_dir: where reference statistics are cached (null: ``$ITD_CACHE/fid_stats``).
     """
+
+    text_to_image = True  # scores RGB images (of text prompts): see experiment.build
 
     def __init__(
         self,

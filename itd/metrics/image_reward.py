@@ -193,6 +193,8 @@ class ImageReward:
     tokenizer: bert-base-uncased (hub id or folder). vision_heads: null for head width 64 (16 heads, as released).
     """
 
+    text_to_image = True  # scores RGB images (of text prompts): see experiment.build
+
     def __init__(self, checkpoint: str = "THUDM/ImageReward", tokenizer: str = "bert-base-uncased", vision_heads: int | None = None,
                  batch_size: int = 16, dtype: str = "float32", device: str = "cpu", allow_download: bool = False):
         require(checkpoint, allow_download, "image_reward")

@@ -23,7 +23,7 @@ from torch import nn
 
 from itd.models.tiny import build_once, clip_tokenizer
 
-VERSION = "itd-tiny-metrics-v1"
+VERSION = "itd-tiny-metrics-v2"
 WORDS = "a an the of on in with and photo cat dog bus red blue green bowl horse moon man woman sitting riding rain street table".split()
 IMAGE_REWARD_MED_CONFIG = dict(
     hidden_size=32,
