@@ -50,6 +50,12 @@ class GuidanceConf:
 
 
 @dataclass
+class ShardConf:
+    index: Optional[int] = None  # null: 0, or this task's index in a Slurm array (single runs only)
+    count: Optional[int] = None  # null: 1, or the Slurm array's size
+
+
+@dataclass
 class RunConf:
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     batch_size: int = 1000
@@ -59,7 +65,10 @@ class RunConf:
     allow_download: bool = False  # let loaders fetch missing models from the hub
     resolution: int = 1024  # SDXL-family image size (pixels, square)
     models: Dict[str, Optional[str]] = field(default_factory=dict)  # hub ids or local paths, one place
+    coco_annotations: Optional[str] = None  # COCO captions json for data=coco
     fid_reference: Optional[str] = None  # a folder of reference images or an .npz with mu, sigma
+    shard: ShardConf = field(default_factory=ShardConf)  # this job makes shard index of count (a block of samples)
+    store: Optional[str] = None  # the sample store (finished batches, reused by reruns and sweeps); null: none
     schedule: Any = MISSING
     world: Any = MISSING
     student: StudentConf = MISSING

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,12 @@ from tqdm.auto import tqdm
 from itd.denoisers import CFGDenoiser, Denoiser
 from itd.guidance import ConfigError, GuidancePlan, TeacherGuidance, check_weights
 from itd.io import atomic_write, save_npz, write_json
+from itd.logging import NullLogger
 from itd.models.hub import MissingModelError
 from itd.noise import NoiseStreams
 from itd.sampling import NFECounter, Solver, sample
 from itd.schedule import NoiseSchedule, check_timesteps
+from itd.store import ArmStore, arm_spec, metrics_key
 
 METHODS = ("baseline", "guided")
 
@@ -45,6 +48,16 @@ class Experiment:
     device: str = "cpu"
     logger: object = None
     config: dict = field(default_factory=dict)
+    shard: tuple[int, int] = (0, 1)  # (index, count): this job makes the samples of shard_range(...)
+    store: str | None = None  # the sample store's folder; None: nothing is stored or reused
+    stores: dict = field(init=False, default=None)  # guided (bool) -> ArmStore
+    metrics_key: str = field(init=False, default="")
+
+    def __post_init__(self):
+        self.indices = shard_range(self.data.num_samples, *self.shard)
+        if self.store:
+            self.stores = {guided: ArmStore(self.store, arm_spec(self.config, guided)) for guided in (False, True)}
+            self.metrics_key = "metrics-" + metrics_key(self.config)
 
 
 def _build(node, what: str, **kwargs):
@@ -64,6 +77,31 @@ class Checked:
     timesteps: list[int]
     renoiser: object
     data: object
+    shard: tuple[int, int]
+
+
+def shard_of(cfg: DictConfig, num_samples: int) -> tuple[int, int]:
+    """(index, count) from ``shard.index`` / ``shard.count``. Left null, they come from a Slurm array
+    (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT) when a single run is one task of it;
+    in a Hydra multirun, array tasks are the sweep's jobs, not shards, so null means (0, 1) there."""
+    index, count = cfg.shard.index, cfg.shard.count
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    if index is None and task is not None and not _multirun():
+        index = int(task) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
+        count = count if count is not None else int(os.environ.get("SLURM_ARRAY_TASK_COUNT", 1))
+    index, count = index or 0, count or 1
+    if not 0 <= index < count:
+        raise ConfigError(f"shard.index={index} must be in [0, shard.count={count})")
+    if count > num_samples:
+        raise ConfigError(f"shard.count={count} exceeds data.num_samples={num_samples}: some shards would be empty")
+    return index, count
+
+
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def check(cfg: DictConfig) -> Checked:
@@ -93,7 +131,7 @@ def check(cfg: DictConfig) -> Checked:
         raise ConfigError("seeds is empty; give at least one, e.g. seeds=[0]")
     if cfg.batch_size < 1:
         raise ConfigError(f"batch_size={cfg.batch_size} must be >= 1")
-    return Checked(plan, timesteps, renoiser, data)
+    return Checked(plan, timesteps, renoiser, data, shard_of(cfg, data.num_samples))
 
 
 def _scores_text_to_image(metrics: DictConfig) -> bool:
@@ -126,35 +164,79 @@ def build(cfg: DictConfig) -> Experiment:
         device=cfg.device,
         logger=_build(cfg.logger, "logger"),
         config=OmegaConf.to_container(cfg, resolve=True),
+        shard=checked.shard,
+        store=cfg.store,
     )
 
 
-def generate(exp: Experiment, seed: int, guided: bool, writer=None, keep: int = 0, desc: str = ""):
-    """All samples of one seed, batch by batch: sample, decode, score, hand to ``writer``.
+def shard_range(num_samples: int, index: int, count: int) -> range:
+    """The contiguous block of sample indices that shard ``index`` of ``count`` owns."""
+    return range(num_samples * index // count, num_samples * (index + 1) // count)
 
-    Returns (per-sample metric columns, NFE counts, seconds spent sampling and decoding, the first
-    ``keep`` images).
-    """
-    counter, columns, seconds, kept = NFECounter(), [], 0.0, []
-    indices = list(range(exp.data.num_samples))
-    for lo in tqdm(range(0, len(indices), exp.batch_size), desc=desc, leave=False):
-        batch = indices[lo : lo + exp.batch_size]
+
+def batches(indices: range, batch_size: int) -> list[range]:
+    """``indices`` cut on the global grid of ``batch_size`` (so a shard's batches are the unsharded run's)."""
+    out, lo = [], indices.start
+    while lo < indices.stop:
+        hi = min((lo // batch_size + 1) * batch_size, indices.stop)
+        out.append(range(lo, hi))
+        lo = hi
+    return out
+
+
+@dataclass
+class Arm:
+    """One arm's samples of one seed: per-sample metric columns, NFE per sample, seconds to sample and decode,
+    and how many batches were generated now or found in the store."""
+
+    columns: dict[str, np.ndarray]
+    nfe: int  # network calls per sample (a teacher call with its CFG branches batched counts once)
+    forwards: int  # forward passes per sample
+    seconds: float
+    generated: int = 0
+    reused: int = 0
+    kept: torch.Tensor | None = None
+
+
+def generate(exp: Experiment, seed: int, guided: bool, writer=None, keep: int = 0, desc: str = "") -> Arm:
+    """All samples of one seed in this shard, batch by batch: found in the store, or sampled, decoded and
+    stored; then scored (or the stored scores reused) and handed to ``writer``."""
+    store = exp.stores[guided] if exp.stores else None
+    columns, kept, seconds, generated, reused = [], [], 0.0, 0, 0
+    for batch in tqdm(batches(exp.indices, exp.batch_size), desc=desc, leave=False):
         prompts = exp.data.prompts_at(batch)
-        start = time.perf_counter()
-        cond = exp.world.cond(prompts, exp.device)
-        x = sample(
-            exp.student, exp.solver, exp.timesteps, exp.schedule, cond, NoiseStreams(seed, batch, exp.device),
-            exp.world.shape, guidance=exp.guidance if guided else None, callback=counter,
-        )
-        images = exp.world.decode(x).cpu()
-        seconds += time.perf_counter() - start
-        columns.append(exp.metrics.per_sample(images, prompts))
+        stored = store.load(seed, batch) if store else None
+        if stored is None:
+            start, counter = time.perf_counter(), NFECounter()
+            cond = exp.world.cond(prompts, exp.device)
+            x = sample(
+                exp.student, exp.solver, exp.timesteps, exp.schedule, cond, NoiseStreams(seed, list(batch), exp.device),
+                exp.world.shape, guidance=exp.guidance if guided else None, callback=counter,
+            )
+            stored = {"images": exp.world.to_store(exp.world.decode(x)),
+                      "nfe": np.array([counter.student_calls, counter.teacher_calls, counter.forwards]),
+                      "seconds": np.array(time.perf_counter() - start)}
+            if store:
+                store.save(seed, batch, **stored)
+            generated += 1
+        else:
+            reused += 1
+        images = exp.world.from_store(stored["images"])
+        seconds += float(stored["seconds"])
+        student_calls, teacher_calls, forwards = stored["nfe"].tolist()
+        scores = store.load(seed, batch, exp.metrics_key) if store else None
+        if scores is None:
+            scores = exp.metrics.per_sample(images, prompts)
+            if store and scores:
+                store.save(seed, batch, exp.metrics_key, **scores)
+        scores.pop("indices", None)
+        columns.append(scores)
         if writer is not None:
             writer.add(seed, batch, images)
         if sum(len(k) for k in kept) < keep:
             kept.append(images[: keep - sum(len(k) for k in kept)])
     merged = {k: np.concatenate([c[k] for c in columns]) for k in columns[0]}
-    return merged, counter, seconds, torch.cat(kept) if kept else None
+    return Arm(merged, student_calls + teacher_calls, forwards, seconds, generated, reused, torch.cat(kept) if kept else None)
 
 
 def _summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
@@ -168,43 +250,61 @@ def _summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def run(exp: Experiment, out_dir: str | Path) -> dict:
-    """Generate, evaluate and save; returns the results mapping that results.json holds."""
-    out_dir = Path(out_dir)
+def summarize(metrics, arms: dict[tuple[str, int], Arm], seeds: Sequence[int]) -> dict:
+    """results.json from every (method, seed) arm: aggregates, paired metrics (arm vs arm on the same prompts
+    and noise: PickScore's win-rate), cost; mean ± std over seeds and the guided / baseline ratio per seed.
+    Used by ``run`` and, on merged shards, by ``itd.merge``."""
     per_seed = {m: [] for m in METHODS}
-    writers = {m: exp.world.writer(out_dir, m) for m in METHODS}
-    rows, grid = [], {}
-    indices = list(range(exp.data.num_samples))
-    for seed in exp.seeds:
-        cols = {}
-        for method in tqdm(METHODS, desc=f"seed {seed}: generate + evaluate"):
-            keep = 40 if seed == exp.seeds[0] else 0
-            cols[method], nfe, seconds, kept = generate(exp, seed, method == "guided", writers[method], keep, desc=f"seed {seed} {method}")
-            grid.setdefault(method, kept)
-            save_features(out_dir, method, seed, cols[method])
-            agg = exp.metrics.aggregate(cols[method])
-            per_seed[method].append({**agg, "nfe": nfe.student_calls + nfe.teacher_calls, "forwards": nfe.forwards, "seconds": seconds})
-            scalar_cols = {k: v for k, v in cols[method].items() if np.ndim(v) == 1}
-            rows.append(pd.DataFrame({"method": method, "seed": seed, "index": indices, **exp.data.describe(indices), **scalar_cols}))
-        if hasattr(exp.metrics, "paired"):  # arm vs arm on the same prompts and noise (PickScore's win-rate)
+    for seed in seeds:
+        for method in METHODS:
+            arm = arms[method, seed]
+            per_seed[method].append({**metrics.aggregate(arm.columns), "nfe": arm.nfe, "forwards": arm.forwards, "seconds": arm.seconds})
+        if hasattr(metrics, "paired"):
             for this, other in (("baseline", "guided"), ("guided", "baseline")):
-                per_seed[this][-1].update(exp.metrics.paired(cols[other], cols[this]))
-    for writer in writers.values():
-        writer.close()
+                per_seed[this][-1].update(metrics.paired(arms[other, seed].columns, arms[this, seed].columns))
     results = {m: _summary(per_seed[m]) for m in METHODS}
     ratios = [{k: g[k] / b[k] for k in b if b[k]} for b, g in zip(per_seed["baseline"], per_seed["guided"])]
     results["ratio"] = _summary(ratios)
-    results["per_seed"] = {m: per_seed[m] for m in METHODS}
-    results["timesteps"] = exp.timesteps
-    results["seeds"] = list(exp.seeds)
-
-    frame = pd.concat(rows, ignore_index=True).sort_values(["method", "seed", "index"], kind="stable", ignore_index=True)
-    atomic_write(out_dir / "samples.parquet", lambda p: frame.to_parquet(p, index=False))
-    grid_png = save_grid(out_dir / "grid.png", grid["baseline"], grid["guided"])
-    write_json(out_dir / "results.json", results)
-    if exp.logger is not None:
-        exp.logger.log(results, exp.config, grid_png)
+    results["per_seed"] = per_seed
     return results
+
+
+def run(exp: Experiment, out_dir: str | Path) -> dict:
+    """Generate, evaluate and save; returns the results mapping that results.json holds. The logger's run
+    is finished when this returns or raises."""
+    out_dir = Path(out_dir)
+    with (exp.logger or NullLogger()).session(exp.config, out_dir) as log:
+        writers = {m: exp.world.writer(out_dir, m) for m in METHODS}
+        arms, rows, grid = {}, [], {}
+        indices = list(exp.indices)
+        for seed in exp.seeds:
+            for method in tqdm(METHODS, desc=f"seed {seed}: generate + evaluate"):
+                keep = 40 if seed == exp.seeds[0] else 0
+                arm = arms[method, seed] = generate(exp, seed, method == "guided", writers[method], keep, desc=f"seed {seed} {method}")
+                grid.setdefault(method, arm.kept)
+                save_features(out_dir, method, seed, arm.columns)
+                scalar_cols = {k: v for k, v in arm.columns.items() if np.ndim(v) == 1}
+                rows.append(pd.DataFrame({"method": method, "seed": seed, "index": indices, **exp.data.describe(indices), **scalar_cols}))
+        for writer in writers.values():
+            writer.close()
+        results = summarize(exp.metrics, arms, exp.seeds)
+        results["timesteps"] = exp.timesteps
+        results["seeds"] = list(exp.seeds)
+        results["shard"] = {"index": exp.shard[0], "count": exp.shard[1], "samples": [exp.indices.start, exp.indices.stop]}
+        results["batches"] = {m: {k: sum(getattr(arms[m, s], k) for s in exp.seeds) for k in ("generated", "reused")} for m in METHODS}
+
+        frame = pd.concat(rows, ignore_index=True).sort_values(["method", "seed", "index"], kind="stable", ignore_index=True)
+        atomic_write(out_dir / "samples.parquet", lambda p: frame.to_parquet(p, index=False))
+        grid_png = save_grid(out_dir / "grid.png", grid["baseline"], grid["guided"])
+        write_json(out_dir / "results.json", results)
+        shown = indices[: len(grid["baseline"])]
+        log(results, grid_png, {"prompt": _prompt_texts(exp.data, shown), "baseline": grid["baseline"], "guided": grid["guided"]})
+    return results
+
+
+def _prompt_texts(data, indices: list[int]) -> list[str]:
+    prompts = data.prompts_at(indices)
+    return [str(p) for p in (prompts.tolist() if hasattr(prompts, "tolist") else prompts)]
 
 
 def save_features(out_dir: Path, method: str, seed: int, columns: dict[str, np.ndarray]) -> Path | None:

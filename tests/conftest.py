@@ -3,6 +3,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("ITD_CACHE", __import__("tempfile").mkdtemp(prefix="itd-cache-"))  # smoke models, per session
+os.environ.setdefault("ITD_STORE", __import__("tempfile").mkdtemp(prefix="itd-store-"))  # sample store, per session
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -70,5 +70,12 @@ class DigitsWorld:
         """Latents to images: the digits live in pixel space, clipped to the data range [-1, 1]."""
         return x.clamp(-1.0, 1.0)
 
+    def to_store(self, images: Tensor) -> np.ndarray:
+        """Images as the sample store keeps them: float32, exact."""
+        return images.float().cpu().numpy()
+
+    def from_store(self, array: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.asarray(array, dtype=np.float32))
+
     def writer(self, out_dir: Path, method: str) -> NpyWriter:
         return NpyWriter(Path(out_dir) / f"{method}.npy")

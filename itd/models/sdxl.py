@@ -238,6 +238,8 @@ class PngWriter:
 
         pixels = to_uint8(images)
         for i, array in zip(indices, pixels):
+            if (self.folder / f"{seed}_{i:05d}.png").is_file():  # written by an earlier run of this job (atomic)
+                continue
             atomic_write(self.folder / f"{seed}_{i:05d}.png", lambda p, a=array: Image.fromarray(a).save(p, format="PNG"))
 
     def close(self) -> None:
@@ -275,6 +277,16 @@ class SDXLWorld:
 
     def decode(self, latents: Tensor) -> Tensor:
         return decode(self.autoencoder, latents)
+
+    def to_store(self, images: Tensor):
+        """Images as the sample store keeps them: the 8-bit pixels of the PNGs (what every metric scores)."""
+        from itd.metrics.images import to_uint8
+
+        return to_uint8(images)
+
+    def from_store(self, array) -> Tensor:
+        """8-bit [N, H, W, 3] -> [N, 3, H, W] in [-1, 1], which ``to_store`` maps back to the same pixels."""
+        return torch.from_numpy(array).permute(0, 3, 1, 2).float().div(127.5).sub(1)
 
     def writer(self, out_dir: Path, method: str) -> PngWriter:
         return PngWriter(Path(out_dir) / "images" / method)
