@@ -4,7 +4,8 @@
 
 - ``inception.pt``: a TorchScript network with Inception's interface (``.layers`` maps normalised
   299x299 pixels to pool features), loaded by FID's clean-mode loader;
-- ``fid_reference/``: 16 seeded 32x32 PNG images, a reference folder for FID;
+- ``fid_reference/``: 16 seeded 32x32 PNG images, a reference folder for FID, and ``captions_tiny.json``,
+  COCO-format captions of them;
 - ``image_reward/``: ``ImageReward.pt`` in the released key layout, ``med_config.json``, and ``bert/``,
   a BERT WordPiece vocabulary, loaded by ``itd.metrics.image_reward``;
 - ``pickscore/``, ``clip/``: ``CLIPModel`` folders with a tokenizer and a PIL image processor, loaded
@@ -23,7 +24,7 @@ from torch import nn
 
 from itd.models.tiny import build_once, clip_tokenizer
 
-VERSION = "itd-tiny-metrics-v2"
+VERSION = "itd-tiny-metrics-v3"
 WORDS = "a an the of on in with and photo cat dog bus red blue green bowl horse moon man woman sitting riding rain street table".split()
 IMAGE_REWARD_MED_CONFIG = dict(
     hidden_size=32,
@@ -61,6 +62,7 @@ def build_tiny_metric_models(root: str | Path, seed: int = 0) -> dict[str, Path]
         "image_reward_tokenizer": root / "image_reward" / "bert",
         "pickscore": root / "pickscore",
         "clip": root / "clip",
+        "coco_annotations": root / "captions_tiny.json",
     }
 
 
@@ -77,6 +79,12 @@ def _build(out: Path, seed: int) -> None:
     for i in range(16):
         smooth = rng.normal(size=(4, 4, 3)).repeat(8, 0).repeat(8, 1) * 60 + rng.normal(size=(32, 32, 3)) * 20 + 128
         Image.fromarray(smooth.clip(0, 255).astype(np.uint8)).save(out / "fid_reference" / f"{i:03d}.png")
+
+    captions = [" ".join(rng.choice(WORDS, size=6)) for _ in range(16)]  # COCO's captions file layout
+    (out / "captions_tiny.json").write_text(json.dumps({
+        "images": [{"id": i, "file_name": f"{i:03d}.png"} for i in range(16)],
+        "annotations": [{"image_id": i, "id": 100 + i, "caption": c} for i, c in enumerate(captions)],
+    }))
 
     _image_reward(out / "image_reward", seed + 1)
     _clip(out / "pickscore", seed + 2)
