@@ -62,6 +62,7 @@ class RunConf:
     device: str = "cpu"
     threads: int = 2  # torch CPU threads
     dtype: str = "float32"  # SDXL-family weights and activations (float16 / bfloat16 on CUDA)
+    compile: bool = False  # torch.compile the networks (in place)
     allow_download: bool = False  # let loaders fetch missing models from the hub
     resolution: int = 1024  # SDXL-family image size (pixels, square)
     models: Dict[str, Optional[str]] = field(default_factory=dict)  # hub ids or local paths, one place

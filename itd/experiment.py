@@ -24,7 +24,7 @@ from itd.denoisers import CFGDenoiser, Denoiser
 from itd.guidance import ConfigError, GuidancePlan, TeacherGuidance, check_weights
 from itd.io import atomic_write, save_npz, write_json
 from itd.logging import NullLogger
-from itd.models.hub import MissingModelError
+from itd.models.hub import MissingModelError, dtype_of
 from itd.noise import NoiseStreams
 from itd.sampling import NFECounter, Solver, sample
 from itd.schedule import NoiseSchedule, check_timesteps
@@ -48,6 +48,7 @@ class Experiment:
     device: str = "cpu"
     logger: object = None
     config: dict = field(default_factory=dict)
+    dtype: torch.dtype = torch.float32  # the latents' dtype in the loop (the networks' own: fp16 / bf16 on GPU)
     shard: tuple[int, int] = (0, 1)  # (index, count): this job makes the samples of shard_range(...)
     store: str | None = None  # the sample store's folder; None: nothing is stored or reused
     stores: dict = field(init=False, default=None)  # guided (bool) -> ArmStore
@@ -150,9 +151,12 @@ def build(cfg: DictConfig) -> Experiment:
         for t in [cfg.teacher, *cfg.guidance.extra_teachers]
     ]
     weights = None if cfg.guidance.weights is None else list(cfg.guidance.weights)
+    student = _build(cfg.student.model, f"student {cfg.student.name}", schedule=schedule)
+    if cfg.compile:
+        compile_networks([student, *(t.denoiser for t in teachers)])
     return Experiment(
         schedule=schedule,
-        student=_build(cfg.student.model, f"student {cfg.student.name}", schedule=schedule),
+        student=student,
         timesteps=checked.timesteps,
         solver=_build(cfg.solver, "solver"),
         guidance=TeacherGuidance(checked.plan, teachers, checked.renoiser, schedule, weights),
@@ -164,6 +168,7 @@ def build(cfg: DictConfig) -> Experiment:
         device=cfg.device,
         logger=_build(cfg.logger, "logger"),
         config=OmegaConf.to_container(cfg, resolve=True),
+        dtype=dtype_of(cfg.dtype),
         shard=checked.shard,
         store=cfg.store,
     )
@@ -198,6 +203,20 @@ class Arm:
     kept: torch.Tensor | None = None
 
 
+def compile_networks(denoisers) -> list:
+    """``torch.compile`` (in place) each distinct network behind ``denoisers``: the UNet itself where the
+    network wraps one (so the LoRA toggle stays outside the graph), once for a UNet the student and the
+    teacher share. Returns the compiled modules."""
+    compiled = {}
+    for d in denoisers:
+        net = getattr(d, "net", None)
+        net = getattr(net, "unet", net)
+        if isinstance(net, torch.nn.Module) and id(net) not in compiled:
+            net.compile()
+            compiled[id(net)] = net
+    return list(compiled.values())
+
+
 def generate(exp: Experiment, seed: int, guided: bool, writer=None, keep: int = 0, desc: str = "") -> Arm:
     """All samples of one seed in this shard, batch by batch: found in the store, or sampled, decoded and
     stored; then scored (or the stored scores reused) and handed to ``writer``."""
@@ -211,7 +230,7 @@ def generate(exp: Experiment, seed: int, guided: bool, writer=None, keep: int = 
             cond = exp.world.cond(prompts, exp.device)
             x = sample(
                 exp.student, exp.solver, exp.timesteps, exp.schedule, cond, NoiseStreams(seed, list(batch), exp.device),
-                exp.world.shape, guidance=exp.guidance if guided else None, callback=counter,
+                exp.world.shape, guidance=exp.guidance if guided else None, callback=counter, dtype=exp.dtype,
             )
             stored = {"images": exp.world.to_store(exp.world.decode(x)),
                       "nfe": np.array([counter.student_calls, counter.teacher_calls, counter.forwards]),

@@ -71,6 +71,7 @@ def sample(
     the callback see VP latents. After the last step (abar = 1) both coordinates are the clean sample.
     """
     coords = getattr(solver, "coords", VP)
+    stochastic = getattr(solver, "stochastic", True)
     batch = len(streams.indices)
     steps = list(timesteps) + [CLEAN]
     x = coords.init(streams.randn("init", 0, shape).to(dtype), schedule.alpha(torch.full((batch,), steps[0])))
@@ -84,7 +85,7 @@ def sample(
         teacher_forwards = 0
         if guided:
             pred, teacher_forwards = guidance(x_in, pred, ctx, cond, streams)
-        noise = streams.randn("solver", i, shape).to(dtype)
+        noise = streams.randn("solver", i, shape).to(dtype) if stochastic else None  # deterministic solvers need none
         x_next = solver(x, pred, alpha, alpha_next, noise)
         if callback is not None:
             callback(StepInfo(ctx, x_in, pred, x_next, guided, student.forwards, teacher_forwards))

@@ -23,6 +23,7 @@ class NoiseSchedule:
         self.num_train_timesteps = len(alphas_cumprod)
         # One trailing 1.0, so that indexing with CLEAN (-1) gives abar = 1.
         self._table = torch.cat([self.alphas_cumprod, self.alphas_cumprod.new_ones(1)])
+        self._on_device = {self._table.device: self._table}
 
     @classmethod
     def scaled_linear(cls, beta_start: float = 0.00085, beta_end: float = 0.012, num_train_timesteps: int = 1000):
@@ -33,7 +34,10 @@ class NoiseSchedule:
     def alpha(self, t: Tensor) -> Tensor:
         """abar at integer timesteps ``t`` (any shape, on t's device); ``CLEAN`` gives 1."""
         t = torch.as_tensor(t, dtype=torch.long)
-        return self._table.to(t.device)[t]
+        table = self._on_device.get(t.device)
+        if table is None:  # one host-to-device copy per device, not one per call
+            table = self._on_device[t.device] = self._table.to(t.device)
+        return table[t]
 
     def sigma(self, t: Tensor) -> Tensor:
         """sqrt((1 - abar) / abar): the noise-to-signal ratio (EDM's sigma) at ``t``."""

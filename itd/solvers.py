@@ -47,29 +47,31 @@ VP = Coords("vp", sigma_space=False)
 SIGMA = Coords("sigma", sigma_space=True)
 
 
-def _coords(c: Coords):
+def _coords(c: Coords, stochastic: bool):
+    """Mark a solver with its coordinates and whether it uses ``noise`` (the loop draws none otherwise)."""
+
     def mark(fn):
-        fn.coords = c
+        fn.coords, fn.stochastic = c, stochastic
         return fn
 
     return mark
 
 
-@_coords(VP)
+@_coords(VP, stochastic=True)
 def lcm(x: Tensor, pred: Prediction, alpha: Tensor, alpha_next: Tensor, noise: Tensor) -> Tensor:
     """LCM multistep sampling (Luo et al. 2023, Alg. 3): renoise the clean estimate with fresh noise."""
     a = append_dims(alpha_next, x)
     return a.sqrt() * pred.x0 + (1 - a).sqrt() * noise
 
 
-@_coords(VP)
+@_coords(VP, stochastic=False)
 def ddim(x: Tensor, pred: Prediction, alpha: Tensor, alpha_next: Tensor, noise: Tensor) -> Tensor:
     """DDIM, eta = 0 (Song et al. 2021, eq. 12); Euler on the probability-flow ODE in VP coordinates."""
     a = append_dims(alpha_next, x)
     return a.sqrt() * pred.x0 + (1 - a).sqrt() * pred.eps
 
 
-@_coords(SIGMA)
+@_coords(SIGMA, stochastic=False)
 def euler(x: Tensor, pred: Prediction, alpha: Tensor, alpha_next: Tensor, noise: Tensor) -> Tensor:
     """Euler on the probability-flow ODE in sigma coordinates (Karras et al. 2022, Alg. 1 without churn).
 
@@ -80,7 +82,7 @@ def euler(x: Tensor, pred: Prediction, alpha: Tensor, alpha_next: Tensor, noise:
     return x + (x - x0) / sigma * (sigma_next - sigma)
 
 
-@_coords(SIGMA)
+@_coords(SIGMA, stochastic=True)
 def euler_ancestral(x: Tensor, pred: Prediction, alpha: Tensor, alpha_next: Tensor, noise: Tensor) -> Tensor:
     """Euler ancestral, eta = 1 (k-diffusion ``sample_euler_ancestral``; diffusers EulerAncestralDiscreteScheduler).
 

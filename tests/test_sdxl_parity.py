@@ -126,3 +126,14 @@ def test_missing_model_fails_at_once_with_one_line(tmp_path):
         sdxl.load_unet("tianweiy/DMD2-does-not-exist", "unet", what="student.unet")
     message = str(err.value)
     assert "\n" not in message and "student.unet" in message and "under `models:`" in message
+
+
+def test_compile_is_opt_in_and_compiles_a_shared_unet_once(tiny, schedule):
+    from itd.denoisers import CFGDenoiser
+    from itd.experiment import compile_networks
+
+    student = sdxl.load_student(schedule, str(tiny["base"]), lora=str(tiny["lora"]), consistency=True)
+    teacher = CFGDenoiser(sdxl.load_teacher(schedule, str(tiny["base"])), 7.5, schedule)
+    (unet,) = compile_networks([student, teacher.denoiser])
+    assert unet is student.net.unet is teacher.denoiser.net.unet and unet._compiled_call_impl is not None
+    unet._compiled_call_impl = None  # leave the cached module as other tests expect it

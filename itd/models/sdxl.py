@@ -146,12 +146,18 @@ class SDXLUNet(nn.Module):
     def __init__(self, unet: nn.Module, adapters: bool = True, guidance: float | None = None):
         super().__init__()
         self.unet, self.adapters, self.guidance = unet, adapters, guidance
+        self._w_cache: dict = {}
+
+    def _w_embedding(self, batch: int, device, dtype) -> Tensor:
+        """The w-embedding of the fixed guidance scale, computed once per (batch, device, dtype)."""
+        key = (batch, device, dtype)
+        if key not in self._w_cache:
+            w = torch.tensor(self.guidance - 1).repeat(batch)
+            self._w_cache[key] = guidance_scale_embedding(w, self.unet.config.time_cond_proj_dim).to(device, dtype)
+        return self._w_cache[key]
 
     def forward(self, x: Tensor, t: Tensor, encoder_hidden_states: Tensor, text_embeds: Tensor, time_ids: Tensor) -> Tensor:
-        timestep_cond = None
-        if self.guidance is not None:
-            w = torch.tensor(self.guidance - 1).repeat(len(x))
-            timestep_cond = guidance_scale_embedding(w, self.unet.config.time_cond_proj_dim).to(x.device, x.dtype)
+        timestep_cond = None if self.guidance is None else self._w_embedding(len(x), x.device, x.dtype)
         toggle = not self.adapters and getattr(self.unet, "_hf_peft_config_loaded", False)
         if toggle:
             self.unet.disable_lora()
