@@ -122,15 +122,15 @@ def table3(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 def cost(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """4 steps + 1 teacher call against the student at 4, 5, 6 steps; NFE, forward passes, seconds per sample."""
     metrics = ours_metrics(frame)
-    header = ["sampler", "NFE", "forward passes", *(f"{label} (ours)" for _, label in metrics), "s / sample (ours)",
+    header = ["sampler", "NFE", "forward passes", *(f"{label} (ours)" for _, label in metrics), "ms / sample (ours)",
               "FID (paper, LCM)", "ImageReward (paper, LCM)", "s / image (paper)"]
     frame = frame.sort_values("cfg.student.num_steps")
     per_sample = frame["cfg.data.num_samples"].astype(float)
 
     def line(label, r, method, paper, n):
-        seconds = r[f"{method}.seconds"] / n
+        ms = 1000 * r[f"{method}.seconds"] / n
         rows.append([label, f"{r[f'{method}.nfe']:.0f}", f"{r[f'{method}.forwards']:.0f}", *(cell(r, f"{method}.{k}") for k, _ in metrics),
-                     f"{seconds:.4g}", *([f"{v:.3f}" for v in paper] if paper else ["–"] * 3)])
+                     f"{ms:.4g}", *([f"{v:.3f}" for v in paper] if paper else ["–"] * 3)])
 
     rows: list[list[str]] = []
     for (_, r), n in zip(frame.iterrows(), per_sample):

@@ -52,6 +52,7 @@ class Experiment:
     shard: tuple[int, int] = (0, 1)  # (index, count): this job makes the samples of shard_range(...)
     store: str | None = None  # the sample store's folder; None: nothing is stored or reused
     stores: dict = field(init=False, default=None)  # guided (bool) -> ArmStore
+    warmed: bool = field(init=False, default=False)  # one untimed guided batch has run (see generate)
     metrics_key: str = field(init=False, default="")
 
     def __post_init__(self):
@@ -225,6 +226,10 @@ def generate(exp: Experiment, seed: int, guided: bool, writer=None, keep: int = 
     for batch in tqdm(batches(exp.indices, exp.batch_size), desc=desc, leave=False):
         prompts = exp.data.prompts_at(batch)
         stored = store.load(seed, batch) if store else None
+        if stored is None and not exp.warmed:  # one untimed guided batch first: `seconds` is the steady state
+            sample(exp.student, exp.solver, exp.timesteps, exp.schedule, exp.world.cond(prompts, exp.device),
+                   NoiseStreams(seed, list(batch), exp.device), exp.world.shape, guidance=exp.guidance, dtype=exp.dtype)
+            exp.warmed = True
         if stored is None:
             start, counter = time.perf_counter(), NFECounter()
             cond = exp.world.cond(prompts, exp.device)
@@ -363,12 +368,12 @@ def save_grid(path: Path, baseline: torch.Tensor, guided: torch.Tensor, per_row:
 def format_table(results: dict) -> str:
     """The console table: every metric's mean ± std over seeds, and the guided/baseline ratios."""
     keys = [k for k in results["baseline"] if not k.endswith("_std")]
-    width = max(14, *(len(k) + 2 for k in keys))
-    lines = [f"{'method':<10}" + "".join(f"{k:>{width}}" for k in keys)]
+    cells = {}
     for method in (*METHODS, "ratio"):
-        cells = []
         for k in keys:
             value, std = results[method].get(k), results[method].get(f"{k}_std")
-            cells.append("-" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if std is not None else ""))
-        lines.append(f"{method:<10}" + "".join(f"{c:>{width}}" for c in cells))
+            cells[method, k] = "-" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if std is not None else "")
+    widths = {k: 2 + max(len(k), *(len(cells[m, k]) for m in (*METHODS, "ratio"))) for k in keys}
+    lines = [f"{'method':<10}" + "".join(f"{k:>{widths[k]}}" for k in keys)]
+    lines += [f"{m:<10}" + "".join(f"{cells[m, k]:>{widths[k]}}" for k in keys) for m in (*METHODS, "ratio")]
     return "\n".join(lines)
