@@ -154,3 +154,18 @@ def test_paper_presets_run_end_to_end_offline_in_smoke_mode(preset, tmp_path):
                             capture_output=True, text=True)
     assert tables.returncode == 0, tables.stderr[-3000:]
     assert "(paper" in tables.stdout and "2412.08871" in tables.stdout
+
+
+def test_merged_fid_of_two_shards_equals_the_unsharded_fid(tmp_path):
+    """The paper's metrics on tiny networks: FID from merged per-shard features, ImageReward and the
+    PickScore win-rate from merged per-sample columns, each equal to the unsharded run's."""
+    common = ["debug=smoke", "metrics=paper", "data.num_samples=6", "batch_size=3", "seeds=[0]"]
+    sharded = cli("-m", *common, "shard.count=2", "shard.index=0,1", f"store={tmp_path}/a", f"hydra.sweep.dir={tmp_path}/sweep")
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    whole = cli(*common, f"store={tmp_path}/b", f"hydra.run.dir={tmp_path}/whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    merge_main([str(tmp_path / "sweep")])
+    (merged,) = (tmp_path / "sweep" / "merged").iterdir()
+    for method in ("baseline", "guided"):
+        for key in ("fid", "image_reward", "pickscore", "pickscore_winrate", "clip_score"):
+            assert results(merged)[method][key] == pytest.approx(results(tmp_path / "whole")[method][key], rel=1e-6, abs=1e-9), (method, key)
